@@ -1,0 +1,166 @@
+"""Tables. Datetimes are aware UTC and named `*_at`; secrets are stored encrypted (`*_enc`) or as digests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names, so that migrations can refer to them on every dialect.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Integration(SQLModel, table=True):
+    """One Microsoft tenant ⇄ one booking store (SPEC §2)."""
+
+    __tablename__ = "integration"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    name: str = Field(max_length=200)
+    enabled: bool = False
+    tenant_domain: str = Field(max_length=255)
+    extra_domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tenant_id: str = Field(max_length=64)
+    client_id: str = Field(max_length=64)
+    client_secret_enc: str = Field(sa_column=Column(Text, nullable=False))
+    booking_base_url: str = Field(max_length=500)
+    booking_api_key_enc: str = Field(sa_column=Column(Text, nullable=False))
+    hook_secret_enc: str = Field(sa_column=Column(Text, nullable=False))
+    default_store_id: str = Field(max_length=200)
+    default_user_email: str | None = Field(default=None, max_length=320)
+    ignore_tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    block_minutes: int = 15
+    horizon_days: int = 180
+    direction: str = Field(default="both", max_length=32)
+    private_events: str = Field(default="sync_hidden", max_length=32)
+    exclude_subjects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    show_pending_as_tentative: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def domains(self) -> set[str]:
+        return {d.lower() for d in [self.tenant_domain, *self.extra_domains]}
+
+
+class Room(SQLModel, table=True):
+    """A room mailbox imported from Graph and upserted as a place in the booking system."""
+
+    __tablename__ = "room"
+
+    __table_args__ = (UniqueConstraint("integration_id", "email"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
+    email: str = Field(max_length=320)  # lower-case
+    name: str = Field(max_length=300)
+    mailbox_id: str = Field(index=True, max_length=128)  # Graph user object id (subscription resource)
+    place_id: str | None = Field(default=None, max_length=128)  # the booking system's id of the place
+    active: bool = True
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscription(SQLModel, table=True):
+    """A Graph change-notification subscription on one room's events (SPEC §4)."""
+
+    __tablename__ = "subscription"
+
+    id: str = Field(primary_key=True, max_length=128)  # Graph's subscription id
+    integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
+    room_id: str = Field(foreign_key="room.id", index=True, ondelete="CASCADE", max_length=36)
+    client_state_digest: str = Field(max_length=64)  # sha-256 hex; the clientState itself is not kept
+    resource: str = Field(max_length=300)
+    status: str = Field(default="active", max_length=16)  # active | removed
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    renewed_at: datetime | None = None
+
+
+class Link(SQLModel, table=True):
+    """One meeting occurrence (iCalUId) ⇄ one loan, with what was last written/read on each side."""
+
+    __tablename__ = "link"
+
+    __table_args__ = (UniqueConstraint("integration_id", "ical_uid"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
+    ical_uid: str = Field(max_length=1024)
+    loan_id: str | None = Field(default=None, index=True, max_length=128)
+    origin: str = Field(max_length=16)  # outlook | booking: the side the item was born on
+    state: str = Field(default="active", max_length=16)  # active | cancelled
+    organizer_email: str | None = Field(default=None, max_length=320)
+    organizer_event_id: str | None = Field(default=None, max_length=1024)
+    synced: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # last synced loan
+    outlook_hash: str | None = Field(default=None, max_length=64)
+    outlook_change_key: str | None = Field(default=None, max_length=256)
+    outlook_modified_at: datetime | None = None
+    booking_hash: str | None = Field(default=None, max_length=64)
+    booking_version: int | None = None
+    booking_updated_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EventCopy(SQLModel, table=True):
+    """One room's copy of a linked meeting (its own event id in that room's calendar)."""
+
+    __tablename__ = "event_copy"
+    __table_args__ = (UniqueConstraint("room_id", "event_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    link_id: str = Field(foreign_key="link.id", index=True, ondelete="CASCADE", max_length=36)
+    room_id: str = Field(foreign_key="room.id", index=True, ondelete="CASCADE", max_length=36)
+    event_id: str = Field(max_length=1024)
+    change_key: str | None = Field(default=None, max_length=256)
+
+
+class JournalEntry(SQLModel, table=True):
+    """The sync journal: one row per decision that did something, was refused, or failed (SPEC §2, §6)."""
+
+    __tablename__ = "journal_entry"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    direction: str = Field(max_length=32)  # outlook_to_booking | booking_to_outlook | rooms | subscriptions
+    action: str = Field(max_length=32)  # create | update | cancel | skip | import | ...
+    status: str = Field(max_length=16, index=True)  # ok | skipped | invalid | error | conflict | handled
+    ical_uid: str | None = Field(default=None, max_length=1024)
+    loan_id: str | None = Field(default=None, max_length=128)
+    rule: str | None = Field(default=None, max_length=64)  # the validity rule that failed
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    request_id: str | None = Field(default=None, max_length=64)
+
+
+class SeenDelivery(SQLModel, table=True):
+    """Reverse-hook delivery ids already accepted (SPEC §7: a delivery seen before is acknowledged and ignored)."""
+
+    __tablename__ = "seen_delivery"
+
+
+
+
+
+
+
+    delivery_id: str = Field(primary_key=True, max_length=128)
+    integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
+    seen_at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,0 +1,65 @@
+"""Graph change-notification and lifecycle payloads (msgraph-sdk has no model for them: msgraph-sdk-python#1322)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# `Users/{id}/Events/{id}`, `users('{id}')/events('{id}')`, with or without a leading slash, any casing.
+_RESOURCE = re.compile(
+    r"""^/?users(?:/|\(')(?P<user>[^/')]+)'?\)?/events(?:/|\(')(?P<event>[^/')]+)'?\)?""", re.IGNORECASE
+)
+
+
+class ResourceData(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    id: str | None = None
+
+
+class ChangeNotification(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    subscription_id: str = Field(alias="subscriptionId", min_length=1, max_length=128)
+    client_state: str | None = Field(default=None, alias="clientState", max_length=256)
+    change_type: str | None = Field(default=None, alias="changeType", max_length=64)
+    resource: str | None = Field(default=None, max_length=2048)
+    resource_data: ResourceData | None = Field(default=None, alias="resourceData")
+    lifecycle_event: str | None = Field(default=None, alias="lifecycleEvent", max_length=64)
+
+    def event_id(self) -> str | None:
+        """Prefer `resourceData.id`; fall back on the resource path."""
+        if self.resource_data and self.resource_data.id:
+            return self.resource_data.id
+        match = _RESOURCE.match(self.resource or "")
+        return match.group("event") if match else None
+
+
+class NotificationBatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    value: list[dict] = Field(max_length=1000)
+
+
+class MalformedPayload(ValueError):
+    pass
+
+
+def parse_batch(body: bytes) -> tuple[list[ChangeNotification], int]:
+    """The well-formed items of a POST, and how many items were malformed (those are rejected, not fatal)."""
+    try:
+        batch = NotificationBatch.model_validate_json(body)
+    except ValidationError as e:
+        raise MalformedPayload(_summary(e)) from None
+    items: list[ChangeNotification] = []
+    malformed = 0
+    for raw in batch.value:
+        try:
+            items.append(ChangeNotification.model_validate(raw))
+        except ValidationError:
+            malformed += 1
+    return items, malformed
+
+
+def _summary(e: ValidationError) -> str:
+    first = e.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"

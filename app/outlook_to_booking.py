@@ -1,0 +1,194 @@
+"""Outlook → booking (SPEC §6): re-read a room's event after a hint, decide with the pure rules, write the loan.
+
+Per meeting (iCalUId) the read-decide-write sequence runs under a lock, so that copies of one meeting arriving at
+once in several workers give one loan. Writes are idempotent (Idempotency-Key from the meeting's identity), and the
+link remembers what was synced, so duplicate hints and the bridge's own writes coming back change nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from sqlmodel import Session, select
+
+from . import journal
+from .booking.contract import LoanCreate, LoanItemRef, LoanPatch, Origin
+from .booking.contract import Requester as BookingRequester
+from .db import session_scope
+from .decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide_outlook_change
+from .graph.types import OutlookEvent
+from .logging import get_logger
+from .models import EventCopy, Integration, Link, Room, utcnow
+from .outlook_rules import DesiredLoan, Gone, Outcome, Requester, apply_availability, evaluate
+from .policy import Policy
+from .runtime import Runtime
+
+DIRECTION = "outlook_to_booking"
+log = get_logger("roombridge.outlook_to_booking")
+
+
+def idempotency_key(integration_id: str, ical_uid: str) -> str:
+    return hashlib.sha256(f"roombridge|{integration_id}|{ical_uid}".encode()).hexdigest()
+
+
+def process_room_event(rt: Runtime, integration_id: str, room_id: str, event_id: str) -> None:
+    """Bring the loan of the meeting behind `event_id` (on `room_id`'s calendar) in line with Outlook."""
+    with session_scope(rt.engine) as s:
+        integration = s.get(Integration, integration_id)
+        room = s.get(Room, room_id)
+    if integration is None or room is None or not integration.enabled:
+        return
+    policy = Policy.of(integration)
+    if not policy.outlook_to_booking:
+        return
+
+    event = rt.run(rt.graph(integration).get_event(room.mailbox_id, event_id))
+    if event is None:
+        _copy_gone(rt, integration, policy, room, event_id)
+        return
+    # Read as the room's e-mail so that the rules can tell the room's own answer from the stale ones of others.
+    event = replace(event, mailbox=room.email)
+    with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
+        with session_scope(rt.engine) as s:
+            link = _link(s, integration.id, event.ical_uid)
+            rooms = _active_rooms(s, integration.id)
+        outcome = evaluate(event, policy, set(rooms), datetime.now(UTC))
+        outcome = _check_availability(rt, integration, outcome, rooms, link)
+        _apply(rt, integration, link, event.ical_uid, outcome, copy=(room, event))
+
+
+def _copy_gone(rt: Runtime, integration: Integration, policy: Policy, room: Room, event_id: str) -> None:
+    """A room's copy was deleted: drop that room from the loan, or cancel the loan if it was the last one."""
+    with session_scope(rt.engine) as s:
+        copy = s.exec(select(EventCopy).where(EventCopy.room_id == room.id, EventCopy.event_id == event_id)).first()
+        link = s.get(Link, copy.link_id) if copy else None
+    if copy is None or link is None:
+        return
+    with rt.locks.hold(f"meeting:{integration.id}:{link.ical_uid}"):
+        with session_scope(rt.engine) as s:
+            link = s.get(Link, copy.link_id)
+            s.delete(s.get(EventCopy, copy.id))
+        if link is None:
+            return
+        remaining = tuple(r for r in link.synced.get("rooms", []) if r != room.email)
+        outcome: Outcome
+        if not remaining:
+            outcome = Gone(f"the meeting is gone from {room.email}")
+        else:
+            outcome = DesiredLoan(
+                link.ical_uid,
+                Requester(link.synced["requester_email"], link.synced["requester_name"]),
+                datetime.fromisoformat(link.synced["start"]),
+                datetime.fromisoformat(link.synced["end"]),
+                remaining,
+            )
+        _apply(rt, integration, link, link.ical_uid, outcome, copy=None)
+
+
+def _link(s: Session, integration_id: str, ical_uid: str) -> Link | None:
+    return s.exec(select(Link).where(Link.integration_id == integration_id, Link.ical_uid == ical_uid)).first()
+
+
+def _active_rooms(s: Session, integration_id: str) -> dict[str, Room]:
+    rows = s.exec(select(Room).where(Room.integration_id == integration_id, Room.active == True)).all()  # noqa: E712
+    return {r.email: r for r in rows if r.place_id}
+
+
+def _check_availability(
+    rt: Runtime, integration: Integration, outcome: Outcome, rooms: dict[str, Room], link: Link | None
+) -> Outcome:
+    if not isinstance(outcome, DesiredLoan):
+        return outcome
+    updating = link is not None and link.state == "active" and link.loan_id is not None
+    if updating and link is not None and link.outlook_hash == outcome.fingerprint():
+        return outcome  # nothing changed: no need to ask
+    place_ids = {rooms[e].place_id: e for e in outcome.rooms}
+    answer = rt.booking(integration).availability(
+        list(place_ids), outcome.start, outcome.end, exclude_loan=link.loan_id if updating and link else None
+    )
+    by_room = {email: answer.get(pid, False) for pid, email in place_ids.items()}
+    return apply_availability(outcome, by_room, updating)
+
+
+def _apply(
+    rt: Runtime,
+    integration: Integration,
+    link: Link | None,
+    ical_uid: str,
+    outcome: Outcome,
+    copy: tuple[Room, OutlookEvent] | None,
+) -> None:
+    action = decide_outlook_change(outcome, link)
+    booking = rt.booking(integration)
+    with session_scope(rt.engine) as s:
+        rooms = _active_rooms(s, integration.id)
+    loan = None
+    if isinstance(action, CreateLoan):
+        loan = booking.create_loan(_loan_create(action.desired, integration, rooms),
+                                   idempotency_key(integration.id, ical_uid))
+    elif isinstance(action, UpdateLoan):
+        d = action.desired
+        loan = booking.patch_loan(action.loan_id, LoanPatch(
+            requester=BookingRequester(email=d.requester.email, name=d.requester.name), start=d.start, end=d.end,
+            items=[LoanItemRef(id=rooms[r].place_id) for r in d.rooms]))
+    elif isinstance(action, CancelLoan):
+        loan = booking.cancel_loan(action.loan_id, action.reason)
+
+    with session_scope(rt.engine) as s:
+        current = _link(s, integration.id, ical_uid)
+        if isinstance(action, Journal):
+            r = action.refusal
+            journal.record(s, integration.id, DIRECTION, "skip" if r.status == "skipped" else "refuse", r.status,
+                           r.message, ical_uid=ical_uid, rule=r.rule, loan_id=current.loan_id if current else None)
+        elif isinstance(action, Nothing):
+            log.debug("nothing to do", ical_uid=ical_uid, why=action.why)
+        else:
+            assert loan is not None
+            if current is None:
+                current = Link(integration_id=integration.id, ical_uid=ical_uid, origin="outlook")
+            current.loan_id = loan.id
+            current.booking_version = loan.version
+            current.booking_updated_at = loan.updated_at
+            current.updated_at = utcnow()
+            if isinstance(action, CancelLoan):
+                current.state = "cancelled"
+                verb, message = "cancel", action.reason
+            else:
+                d = action.desired
+                current.state = "active"
+                current.outlook_hash = d.fingerprint()
+                current.synced = {"requester_email": d.requester.email, "requester_name": d.requester.name,
+                                  "start": d.start.isoformat(), "end": d.end.isoformat(), "rooms": list(d.rooms)}
+                verb = "create" if isinstance(action, CreateLoan) else "update"
+                message = f"loan {loan.number}: {', '.join(d.rooms)} {d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC"
+            s.add(current)
+            s.flush()
+            journal.record(s, integration.id, DIRECTION, verb, "ok", message, ical_uid=ical_uid, loan_id=loan.id)
+        if copy is not None and current is not None and current.id is not None:
+            _remember_copy(s, current, *copy)
+
+
+def _remember_copy(s: Session, link: Link, room: Room, event: OutlookEvent) -> None:
+    s.flush()
+    row = s.exec(select(EventCopy).where(EventCopy.room_id == room.id, EventCopy.event_id == event.id)).first()
+    if row is None:
+        row = EventCopy(link_id=link.id, room_id=room.id, event_id=event.id)
+    row.change_key = event.change_key
+    link.outlook_change_key = event.change_key
+    link.outlook_modified_at = event.last_modified
+    s.add(row)
+    s.add(link)
+
+
+def _loan_create(d: DesiredLoan, integration: Integration, rooms: dict[str, Room]) -> LoanCreate:
+    return LoanCreate(
+        requester=BookingRequester(email=d.requester.email, name=d.requester.name),
+        start=d.start,
+        end=d.end,
+        store_id=integration.default_store_id,
+        items=[LoanItemRef(id=rooms[r].place_id) for r in d.rooms],
+        status="new",
+        origin=Origin(system="outlook", ref=d.ical_uid),
+    )

@@ -1,0 +1,115 @@
+"""What a process needs to do sync work: settings, database, secrets, clients per integration, one event loop.
+
+One `Runtime` per process (serve, worker, scheduler, demo). Actors reach it with `runtime.current()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import redis
+from dramatiq.asyncio import EventLoopThread
+from sqlalchemy.engine import Engine
+
+from .booking.client import BookingClient
+from .crypto import SecretBox
+from .db import make_engine
+from .graph.gateway import GraphGateway
+from .locks import LocalLocks, RedisLocks
+from .models import Integration
+from .settings import Settings
+
+T = TypeVar("T")
+
+_current: "Runtime | None" = None
+
+
+class Runtime:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.database_url)
+        self.box = SecretBox(settings.secret_key.get_secret_value())
+        self.redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        self.locks: LocalLocks | RedisLocks = RedisLocks(self.redis) if self.redis else LocalLocks()
+        self._guard = threading.Lock()
+        self._loop: EventLoopThread | None = None
+        # Clients are cached per integration and rebuilt when its credentials or endpoints change.
+        self._graph: dict[str, tuple[tuple[str, ...], GraphGateway]] = {}
+        self._booking: dict[str, tuple[tuple[str, ...], BookingClient]] = {}
+
+    # --- the event loop the async Graph SDK runs on ----------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this process's event loop thread and wait for it (from any worker thread)."""
+        with self._guard:
+            if self._loop is None:
+                self._loop = EventLoopThread(logging.getLogger("roombridge.loop"))
+                self._loop.start(timeout=5)
+        return self._loop.run_coroutine(coro)
+
+    # --- clients -----------------------------------------------------------------------------------------------------
+
+    def graph(self, integration: Integration) -> GraphGateway:
+        key = (integration.tenant_id, integration.client_id, integration.client_secret_enc,
+               self.settings.graph_base_url, self.settings.graph_authority_host)
+        with self._guard:
+            cached = self._graph.get(integration.id)
+            if cached and cached[0] == key:
+                return cached[1]
+        gateway = GraphGateway(
+            integration.tenant_id,
+            integration.client_id,
+            self.box.decrypt(integration.client_secret_enc),
+            base_url=self.settings.graph_base_url,
+            authority_host=self.settings.graph_authority_host,
+        )
+        with self._guard:
+            old = self._graph.get(integration.id)
+            self._graph[integration.id] = (key, gateway)
+        if old:
+            self.run(old[1].close())
+        return gateway
+
+    def booking(self, integration: Integration) -> BookingClient:
+        key = (integration.booking_base_url, integration.booking_api_key_enc)
+        with self._guard:
+            cached = self._booking.get(integration.id)
+            if cached and cached[0] == key:
+                return cached[1]
+            client = BookingClient(integration.booking_base_url, self.box.decrypt(integration.booking_api_key_enc))
+            old = self._booking.get(integration.id)
+            self._booking[integration.id] = (key, client)
+        if old:
+            old[1].close()
+        return client
+
+    def close(self) -> None:
+        for _key, gateway in self._graph.values():
+            try:
+                self.run(gateway.close())
+            except Exception:  # noqa: BLE001 - closing on the way out
+                pass
+        for _key, client in self._booking.values():
+            client.close()
+        self._graph.clear()
+        self._booking.clear()
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+        if self.redis is not None:
+            self.redis.close()
+        self.engine.dispose()
+
+
+def install(rt: Runtime | None) -> None:
+    global _current
+    _current = rt
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RuntimeError("no runtime installed in this process")
+    return _current

@@ -1,0 +1,117 @@
+"""Graph webhooks (SPEC §5): validate, enqueue, 202. Nothing here calls Graph or the booking system.
+
+Graph drops notifications for endpoints that are often slower than 3 s, so this path does one indexed read
+(the subscriptions named in the POST) and one enqueue per accepted item.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from ..crypto import same_digest
+from ..logging import get_logger
+from ..metrics import NOTIFICATIONS
+from ..models import Integration, Subscription
+from ..notifications import ChangeNotification, MalformedPayload, parse_batch
+from ..runtime import current
+from .common import ApiError, error_response, read_body
+
+log = get_logger("roombridge.intake")
+
+_UNSAFE_TOKEN = re.compile(r"[<>\x00-\x1f\x7f]")
+QUEUE_RETRY_AFTER_S = "30"
+
+
+@dataclass(frozen=True)
+class Target:
+    integration_id: str
+    room_id: str
+
+
+def validation_response(request: Request) -> Response | None:
+    """The subscription handshake: echo the (URL-decoded) token as text/plain, refusing markup and controls."""
+    if "validationToken" not in request.query_params:
+        return None
+    token = request.query_params["validationToken"]
+    if not token or len(token) > 1024 or _UNSAFE_TOKEN.search(token):
+        raise ApiError(400, "bad_validation_token", "validationToken is empty, too long or has unsafe characters")
+    return PlainTextResponse(token, status_code=200)
+
+
+def accepted_items(session: Session, items: list[ChangeNotification]) -> list[tuple[ChangeNotification, Target]]:
+    """Items whose subscription is known and active, whose integration is enabled, and whose clientState matches."""
+    ids = {i.subscription_id for i in items}
+    if not ids:
+        return []
+    rows = session.exec(
+        select(Subscription, Integration.enabled)
+        .join(Integration, Integration.id == Subscription.integration_id)
+        .where(Subscription.id.in_(ids))  # type: ignore[attr-defined]
+    ).all()
+    subs = {sub.id: sub for sub, enabled in rows if enabled and sub.status == "active"}
+    out = []
+    for item in items:
+        sub = subs.get(item.subscription_id)
+        # Compare digests in constant time even when the subscription is unknown, so timing tells nothing.
+        ok = same_digest(item.client_state or "", sub.client_state_digest if sub else "0" * 64)
+        if sub is not None and ok:
+            out.append((item, Target(sub.integration_id, sub.room_id)))
+    return out
+
+
+def _lookup(items: list[ChangeNotification]) -> list[tuple[ChangeNotification, Target]]:
+    with Session(current().engine) as session:
+        return accepted_items(session, items)
+
+
+async def _intake(request: Request, kind: str) -> Response:
+    handshake = validation_response(request)
+    if handshake is not None:
+        return handshake
+    body = await read_body(request)
+    try:
+        items, malformed = parse_batch(body)
+    except MalformedPayload as e:
+        raise ApiError(400, "malformed_json", str(e)) from None
+    accepted = await run_in_threadpool(_lookup, items)
+    rejected = len(items) + malformed - len(accepted)
+    if rejected:
+        NOTIFICATIONS.labels(kind, "rejected").inc(rejected)
+        log.warning("notification items rejected", kind=kind, rejected=rejected, received=len(items) + malformed)
+    try:
+        await run_in_threadpool(_enqueue, kind, accepted)
+    except Exception as e:  # noqa: BLE001 - any broker failure means "not durably enqueued": let Graph retry
+        log.error("queue unavailable", kind=kind, error=type(e).__name__)
+        return error_response(503, "queue_unavailable", "the job queue cannot be reached; retry later",
+                              headers={"Retry-After": QUEUE_RETRY_AFTER_S})
+    if accepted:
+        NOTIFICATIONS.labels(kind, "accepted").inc(len(accepted))
+    return Response(status_code=202)
+
+
+def _enqueue(kind: str, accepted: list[tuple[ChangeNotification, Target]]) -> None:
+    from workers import actors
+
+    for item, target in accepted:
+        if kind == "lifecycle":
+            actors.handle_lifecycle.send(item.subscription_id, item.lifecycle_event or "")
+            continue
+        event_id = item.event_id()
+        if event_id is None:
+            log.warning("notification without event id", subscription_id=item.subscription_id)
+            continue
+        actors.process_room_event.send(target.integration_id, target.room_id, event_id, item.change_type or "")
+
+
+async def notifications(request: Request) -> Response:
+    return await _intake(request, "change")
+
+
+async def lifecycle(request: Request) -> Response:
+    return await _intake(request, "lifecycle")

@@ -1,0 +1,1 @@
+"""dramatiq actors: the jobs the webhooks and the scheduler enqueue."""

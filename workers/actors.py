@@ -1,0 +1,73 @@
+"""The jobs. Each is idempotent (at-least-once delivery: a killed worker's job runs again) and short.
+
+Throttling is waited out by the queue, not by a sleeping worker: a `GraphThrottled`/`BookingUnavailable` becomes
+`dramatiq.Retry(delay=Retry-After)`.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+import app.queue  # noqa: F401  (placeholder broker before any actor is declared)
+from app import outlook_to_booking, rooms, subscriptions
+from app.booking.client import BookingUnavailable
+from app.graph.errors import GraphThrottled
+from app.locks import LockTimeout
+from app.logging import get_logger
+from app.runtime import current
+
+log = get_logger("roombridge.jobs")
+
+MAX_RETRIES = 10  # then the journal holds the error (bounded retries, as the seed products do)
+MIN_BACKOFF_MS = 1_000
+MAX_BACKOFF_MS = 5 * 60_000
+TIME_LIMIT_MS = 5 * 60_000
+
+
+class _Retryable:
+    """Turn 'come back later' failures into a queue retry with the delay the remote asked for."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, GraphThrottled | BookingUnavailable):
+            delay_s = exc.retry_after or 2.0
+            log.warning("remote busy, job retried", error=str(exc), retry_after_s=delay_s)
+            raise dramatiq.Retry(delay=int(delay_s * 1000)) from None
+        if isinstance(exc, LockTimeout):
+            raise dramatiq.Retry(delay=1000) from None
+        return False
+
+
+OPTIONS = dict(max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS,
+               time_limit=TIME_LIMIT_MS)
+
+
+@dramatiq.actor(queue_name="hints", **OPTIONS)
+def process_room_event(integration_id: str, room_id: str, event_id: str, change_type: str) -> None:
+    with _Retryable():
+        outlook_to_booking.process_room_event(current(), integration_id, room_id, event_id)
+
+
+@dramatiq.actor(queue_name="admin", **OPTIONS)
+def import_rooms(integration_id: str) -> None:
+    with _Retryable():
+        room_ids = rooms.import_rooms(current(), integration_id)
+    for room_id in room_ids:
+        ensure_subscription.send(room_id)
+
+
+@dramatiq.actor(queue_name="admin", **OPTIONS)
+def ensure_subscription(room_id: str) -> None:
+    with _Retryable():
+        subscriptions.ensure_subscription(current(), room_id)
+
+
+@dramatiq.actor(queue_name="admin", **OPTIONS)
+def handle_lifecycle(subscription_id: str, event: str) -> None:
+    with _Retryable():
+        subscriptions.handle_lifecycle(current(), subscription_id, event)
+
+
+ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle]
