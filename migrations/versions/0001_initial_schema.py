@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 17:39:24.002684
+Create Date: 2026-11-21 17:42:14.565261
 """
 from typing import Sequence, Union
 
@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('organizer_email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('organizer_event_id', sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=True),
-    sa.Column('room_event_ids', sa.JSON(), nullable=False),
+    sa.Column('synced', sa.JSON(), nullable=False),
     sa.Column('outlook_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('outlook_change_key', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=True),
     sa.Column('outlook_modified_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -118,6 +118,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_seen_delivery_integration_id'), ['integration_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_seen_delivery_seen_at'), ['seen_at'], unique=False)
 
+    op.create_table('event_copy',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('link_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('room_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(length=1024), nullable=False),
+    sa.Column('change_key', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=True),
+    sa.ForeignKeyConstraint(['link_id'], ['link.id'], name=op.f('fk_event_copy_link_id_link'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['room_id'], ['room.id'], name=op.f('fk_event_copy_room_id_room'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_copy')),
+    sa.UniqueConstraint('room_id', 'event_id', name=op.f('uq_event_copy_room_id'))
+    )
+    with op.batch_alter_table('event_copy', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_event_copy_link_id'), ['link_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_event_copy_room_id'), ['room_id'], unique=False)
+
     op.create_table('subscription',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('integration_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
@@ -144,6 +159,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_subscription_integration_id'))
 
     op.drop_table('subscription')
+    with op.batch_alter_table('event_copy', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_event_copy_room_id'))
+        batch_op.drop_index(batch_op.f('ix_event_copy_link_id'))
+
+    op.drop_table('event_copy')
     with op.batch_alter_table('seen_delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_seen_delivery_seen_at'))
         batch_op.drop_index(batch_op.f('ix_seen_delivery_integration_id'))

@@ -1,0 +1,117 @@
+"""`roombridge` command line: serve, worker, scheduler, migrate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as e:
+        print(f"roombridge: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _logging(settings: Settings) -> None:
+    from .logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .migrate import upgrade
+    from .web.app import create_app
+
+    settings = _settings()
+    _logging(settings)
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)  # the embedded default must just work on a first run
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False,
+                proxy_headers=True, lifespan="on")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from . import runtime
+    from .logging import get_logger
+    from .queue import bind, make_broker, start_worker
+
+    settings = _settings()
+    _logging(settings)
+    if settings.embedded_queue:
+        print("roombridge: worker needs REDIS_URL (without it, `roombridge serve` runs the jobs itself)",
+              file=sys.stderr)
+        return 2
+    rt = runtime.Runtime(settings)
+    runtime.install(rt)
+    broker = bind(make_broker(settings))
+    worker = start_worker(broker, args.threads or settings.worker_threads)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    get_logger("roombridge.worker").info("worker started", threads=args.threads or settings.worker_threads)
+    stop.wait()
+    worker.stop()
+    broker.close()
+    rt.close()
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    print("roombridge: the scheduler (periodic import, renewals, reconciliation) is not built yet; "
+          "see issue 'Outlook → booking' in the tracker", file=sys.stderr)
+    return 3
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrate import downgrade, upgrade
+
+    settings = _settings()
+    _logging(settings)
+    if args.downgrade:
+        downgrade(settings.database_url, args.downgrade)
+    else:
+        upgrade(settings.database_url, args.revision)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(port=args.port, keep_serving=not args.no_wait)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="roombridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="the HTTP service (and, without REDIS_URL, the jobs)")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("worker", help="process jobs from Redis")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("scheduler", help="periodic jobs (not built yet)")
+    p.set_defaults(func=cmd_scheduler)
+    p = sub.add_parser("migrate", help="upgrade the database schema")
+    p.add_argument("--revision", default="head")
+    p.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("demo", help="the bridge with a simulated tenant and booking system, and a scripted story")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-wait", action="store_true", help="exit after the story instead of serving until Ctrl-C")
+    p.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

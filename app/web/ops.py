@@ -1,0 +1,54 @@
+"""Operational endpoints (no auth, no secrets): liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..runtime import current
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _checks() -> dict[str, str]:
+    rt = current()
+    checks: dict[str, str] = {}
+    try:
+        with rt.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        checks["database"] = f"unreachable ({type(e).__name__})"
+    if rt.redis is None:
+        checks["queue"] = "ok (in-process)"
+    else:
+        try:
+            rt.redis.ping()
+            checks["queue"] = "ok"
+        except Exception as e:  # noqa: BLE001
+            checks["queue"] = f"unreachable ({type(e).__name__})"
+    return checks
+
+
+async def readyz(request: Request) -> Response:
+    checks = await run_in_threadpool(_checks)
+    ready = all(v.startswith("ok") for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

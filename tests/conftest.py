@@ -1,0 +1,100 @@
+"""Shared fixtures. PostgreSQL and Redis are the machine's real servers: under CI=true a missing one fails the run
+(instead of skipping), so a green CI always means the real stack was exercised."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+
+from app.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("ROOMBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("ROOMBRIDGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = f"{what} is not reachable ({error}); start it (see README) — tests needing it cannot run"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as e:  # noqa: BLE001
+        _unavailable("PostgreSQL", e)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"rb_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = pg_server.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'roombridge.db'}"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    try:
+        redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3).ping()
+    except Exception as e:  # noqa: BLE001
+        _unavailable("Redis", e)
+    return REDIS_TEST_URL
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """Redis for one test: the queue namespace is emptied before and after."""
+    client = redis.Redis.from_url(redis_server)
+
+    def flush() -> None:
+        for key in client.scan_iter("roombridge*"):
+            client.delete(key)
+
+    flush()
+    yield redis_server
+    flush()
+
+
+def make_settings(database_url: str, redis_url: str | None = None, **extra: object) -> Settings:
+    return Settings(database_url=database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+                    secret_key=SECRET_KEY, log_format="console", **extra)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Run a test on the embedded default and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'roombridge.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def random_guid() -> str:
+    return str(uuid.uuid4())
+
+
+def random_secret() -> str:
+    return secrets.token_urlsafe(24)

@@ -1,0 +1,221 @@
+"""SPEC §5 webhook intake, with the official payloads of ../shared/vectors. Never a 500; nothing enqueued for
+anything rejected; 202 only once the accepted items are in the queue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from app.migrate import upgrade
+from app.runtime import Runtime, current
+from app.web.app import create_app
+
+from .conftest import make_settings
+from .helpers import seed_subscription
+
+VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+CLIENT_STATE = "s3cr3t-client-state"
+
+
+def vector(name: str, **replace: str) -> dict:
+    data = json.loads((VECTORS / name).read_text())
+    for item in data["value"]:
+        item.update(replace)
+    return data
+
+
+class Queue:
+    """How many jobs a test's broker holds, whatever the broker."""
+
+    def __init__(self, broker) -> None:
+        self.broker = broker
+
+    def count(self, queue: str) -> int:
+        if hasattr(self.broker, "client"):  # Redis
+            return self.broker.client.hlen(f"{self.broker.namespace}:{queue}.msgs")
+        return self.broker.queues[queue].qsize()
+
+    def messages(self, queue: str) -> list[dict]:
+        if hasattr(self.broker, "client"):
+            raw = self.broker.client.hvals(f"{self.broker.namespace}:{queue}.msgs")
+            return [json.loads(m) for m in raw]
+        return [json.loads(m) for m in list(self.broker.queues[queue].queue)]
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def stack(request, tmp_path):
+    """The app on SQLite + in-process queue, and on PostgreSQL + Redis; the worker is off so jobs stay queued."""
+    if request.param == "embedded":
+        settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
+    else:
+        settings = make_settings(request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"))
+    upgrade(settings.database_url)
+    with TestClient(create_app(settings, run_worker=False), raise_server_exceptions=False) as client:
+        integration, room, sub = seed_subscription(current().engine, CLIENT_STATE)
+        yield client, Queue(client.app.state.broker), sub
+
+
+def test_validation_handshake_echoes_the_decoded_token(stack) -> None:
+    client, queue, _ = stack
+    for path in ("/graph/notifications", "/graph/lifecycle"):
+        r = client.post(path + "?validationToken=Validation%3A%20Testing%20client%20application%20reachability",
+                        headers={"Content-Type": "text/plain"})
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/plain")
+        assert r.text == "Validation: Testing client application reachability"
+    assert queue.count("hints") == 0
+
+
+@pytest.mark.parametrize("token", ["%3Cscript%3Ealert(1)%3C%2Fscript%3E", "a%3Eb", "line%0Abreak", "nul%00", ""])
+def test_validation_token_with_markup_or_controls_is_refused(stack, token: str) -> None:
+    client, queue, _ = stack
+    r = client.post(f"/graph/notifications?validationToken={token}")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "bad_validation_token"
+
+
+@pytest.mark.parametrize("name", ["notification-basic.json", "notification-outlook.json"])
+def test_official_notification_for_a_known_subscription_is_enqueued(stack, name: str) -> None:
+    client, queue, sub = stack
+    payload = vector(name, subscriptionId=sub.id, clientState=CLIENT_STATE)
+    r = client.post("/graph/notifications", json=payload)
+    assert r.status_code == 202
+    assert queue.count("hints") == 1
+    [message] = queue.messages("hints")
+    assert message["actor_name"] == "process_room_event"
+    assert message["args"][2] == payload["value"][0]["resourceData"]["id"]
+    assert message["options"]["request_id"] == r.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("name", ["notification-basic.json", "notification-outlook.json"])
+def test_official_notification_as_is_names_an_unknown_subscription_and_is_dropped(stack, name: str) -> None:
+    client, queue, _ = stack
+    r = client.post("/graph/notifications", json=vector(name))
+    assert r.status_code == 202  # Graph must not retry, and learns nothing
+    assert r.content == b""
+    assert queue.count("hints") == 0
+
+
+def test_wrong_client_state_is_rejected(stack) -> None:
+    client, queue, sub = stack
+    r = client.post("/graph/notifications",
+                    json=vector("notification-outlook.json", subscriptionId=sub.id, clientState="guess"))
+    assert r.status_code == 202
+    assert queue.count("hints") == 0
+
+
+def test_missing_client_state_is_rejected(stack) -> None:
+    client, queue, sub = stack
+    payload = vector("notification-outlook.json", subscriptionId=sub.id)
+    del payload["value"][0]["clientState"]
+    assert client.post("/graph/notifications", json=payload).status_code == 202
+    assert queue.count("hints") == 0
+
+
+def test_mixed_batch_enqueues_only_the_valid_items(stack) -> None:
+    client, queue, sub = stack
+    good = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE)["value"][0]
+    bad_state = {**good, "clientState": "nope"}
+    unknown = {**good, "subscriptionId": "unknown"}
+    not_an_item = {"hello": "world"}
+    r = client.post("/graph/notifications", json={"value": [good, bad_state, unknown, not_an_item]})
+    assert r.status_code == 202
+    assert queue.count("hints") == 1
+
+
+@pytest.mark.parametrize("resource", [
+    "Users/9b1c/Events/EV-42=", "users('9b1c')/events('EV-42=')", "/users/9b1c/events/EV-42=",
+])
+def test_resource_path_casings_give_the_event_id(stack, resource: str) -> None:
+    client, queue, sub = stack
+    item = {"subscriptionId": sub.id, "clientState": CLIENT_STATE, "changeType": "updated", "resource": resource}
+    assert client.post("/graph/notifications", json={"value": [item]}).status_code == 202
+    [message] = queue.messages("hints")
+    assert message["args"][2] == "EV-42="
+
+
+def test_disabled_integration_gets_nothing_enqueued(stack) -> None:
+    client, queue, sub = stack
+    from sqlmodel import Session
+
+    from app.models import Integration
+
+    with Session(current().engine) as s:
+        integration = s.get(Integration, sub.integration_id)
+        integration.enabled = False
+        s.add(integration)
+        s.commit()
+    r = client.post("/graph/notifications",
+                    json=vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE))
+    assert r.status_code == 202
+    assert queue.count("hints") == 0
+
+
+def test_lifecycle_vector_is_enqueued_for_a_known_subscription(stack) -> None:
+    client, queue, sub = stack
+    r = client.post("/graph/lifecycle", json=vector("lifecycle.json", subscriptionId=sub.id, clientState=CLIENT_STATE))
+    assert r.status_code == 202
+    [message] = queue.messages("admin")
+    assert message["actor_name"] == "handle_lifecycle"
+    assert message["args"] == [sub.id, "subscriptionRemoved"]
+
+
+def test_lifecycle_vector_as_is_is_dropped(stack) -> None:
+    client, queue, _ = stack
+    assert client.post("/graph/lifecycle", json=vector("lifecycle.json")).status_code == 202
+    assert queue.count("admin") == 0
+
+
+@pytest.mark.parametrize("body", [b"{", b"not json", b"[]", b'{"value": 3}', b'{"value": [1, 2]}x', b""])
+def test_malformed_json_is_400(stack, body: bytes) -> None:
+    client, queue, _ = stack
+    r = client.post("/graph/notifications", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "malformed_json"
+    assert queue.count("hints") == 0
+
+
+def test_body_over_one_mebibyte_is_413(stack) -> None:
+    client, queue, sub = stack
+    item = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE)["value"][0]
+    body = json.dumps({"value": [item], "padding": "x" * (1024 * 1024)}).encode()
+    r = client.post("/graph/notifications", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "too_large"
+    assert queue.count("hints") == 0
+
+
+def test_oversize_body_without_content_length_is_413(stack) -> None:
+    client, queue, _ = stack
+
+    def chunks():
+        for _ in range(17):
+            yield b"x" * 65536
+
+    r = client.post("/graph/notifications", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_wrong_method_is_405(stack, method: str) -> None:
+    client, _, _ = stack
+    r = client.request(method, "/graph/notifications")
+    assert r.status_code == 405
+    assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_queue_unreachable_answers_503_so_graph_retries(tmp_path) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}", "redis://127.0.0.1:1/0")
+    upgrade(settings.database_url)
+    with TestClient(create_app(settings, run_worker=False), raise_server_exceptions=False) as client:
+        _, _, sub = seed_subscription(current().engine, CLIENT_STATE)
+        r = client.post("/graph/notifications",
+                        json=vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE))
+        assert r.status_code == 503
+        assert r.headers["retry-after"]
+        assert r.json()["error"]["code"] == "queue_unavailable"
+        assert client.get("/readyz").status_code == 503
