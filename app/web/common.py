@@ -20,8 +20,9 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 class ApiError(HTTPException):
     """An error answered as JSON `{"error": {"code", "message", ...}}`."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(status_code=status, detail=message)
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
         self.code = code
         self.extra = extra
 

@@ -1,0 +1,179 @@
+"""Booking API v1 contract (SPEC §8) as pydantic models, shared by the bridge's client and the simulator.
+
+Times are timezone-aware, normalised to UTC on input, and serialised as ISO 8601 with an explicit `+00:00`
+offset, so that any booking system can parse them without knowing the `Z` shorthand.
+Unknown fields in input are ignored (pydantic's default) so that either side can add fields without breaking
+the other.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Annotated, Final, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, PlainSerializer
+
+API_PREFIX: Final = "/v1"
+
+
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(lambda value: value.astimezone(UTC)),
+    PlainSerializer(lambda value: value.isoformat(), return_type=str),
+]
+
+LoanStatus = Literal["new", "pending", "approved", "cancelled", "refused", "returned"]
+# A loan in one of these statuses holds its places (availability) and can still be changed.
+ACTIVE_STATUSES: Final[frozenset[str]] = frozenset({"new", "pending", "approved"})
+CLOSED_STATUSES: Final[frozenset[str]] = frozenset({"cancelled", "refused", "returned"})
+
+HookType = Literal["loan.created", "loan.updated", "loan.cancelled", "loan.refused"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class Requester(BaseModel):
+    email: Email
+    name: str
+
+
+class LoanItem(BaseModel):
+    kind: Literal["place", "asset"]
+    id: str
+    name: str
+    place_email: str | None = None
+
+
+class LoanItemRef(BaseModel):
+    """An item in a write request: v1 lets the bridge book places only, by their booking `id`."""
+
+    kind: Literal["place"] = "place"
+    id: NonEmpty
+
+
+class Origin(BaseModel):
+    """Where a loan came from (e.g. `{"system": "outlook", "ref": "<iCalUId>"}`), kept verbatim."""
+
+    system: NonEmpty
+    ref: NonEmpty
+
+
+class Loan(BaseModel):
+    id: str
+    number: str
+    status: LoanStatus
+    requester: Requester
+    start: UtcDatetime
+    end: UtcDatetime
+    store_id: str
+    items: list[LoanItem]
+    url: str
+    version: int
+    updated_at: UtcDatetime
+    origin: Origin | None = None
+
+    @property
+    def place_ids(self) -> list[str]:
+        return [item.id for item in self.items if item.kind == "place"]
+
+
+class LoanCreate(BaseModel):
+    requester: Requester
+    start: UtcDatetime
+    end: UtcDatetime
+    store_id: NonEmpty
+    items: list[LoanItemRef] = Field(min_length=1)
+    status: Literal["new", "pending", "approved"] = "new"
+    origin: Origin | None = None
+
+
+class LoanPatch(BaseModel):
+    """A partial update: an omitted (or null) field is unchanged. `items` replaces the loan's places;
+    assets added by the booking system's users are kept."""
+
+    requester: Requester | None = None
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
+    items: list[LoanItemRef] | None = Field(default=None, min_length=1)
+
+
+class CancelRequest(BaseModel):
+    reason: str | None = None
+
+
+class WorkingHours(BaseModel):
+    """Graph `mailboxSettings.workingHours`, flattened; times are wall-clock in the place's `time_zone`."""
+
+    days: list[Weekday]
+    start: time
+    end: time
+
+
+def _floor_label(value: object) -> object:
+    # Graph gives `floorNumber` (int) or `floorLabel` (str); the contract keeps one label.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class PlaceUpsert(BaseModel):
+    """Body of `PUT /v1/places/{email}`; `email` must match the path (case-insensitively)."""
+
+    email: Email
+    name: NonEmpty
+    address: str | None = None
+    capacity: Annotated[int, Field(ge=0)] | None = None
+    building: str | None = None
+    floor: Annotated[str | None, BeforeValidator(_floor_label)] = None
+    tags: list[str] = Field(default_factory=list)
+    working_hours: WorkingHours | None = None
+    time_zone: str | None = None  # IANA name, e.g. "Europe/Paris"
+    active: bool = True
+
+
+class Place(PlaceUpsert):
+    id: str
+
+
+class AvailabilityResponse(BaseModel):
+    available: dict[str, bool]
+
+
+class LoanPage(BaseModel):
+    items: list[Loan]
+    next_cursor: str | None = None
+
+
+class HookPayload(BaseModel):
+    type: HookType
+    loan: Loan
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def hook_type_for(loan: Loan) -> HookType:
+    """The reverse-hook type that announces a change to an existing `loan` (creation is `loan.created`)."""
+    if loan.status == "cancelled":
+        return "loan.cancelled"
+    if loan.status == "refused":
+        return "loan.refused"
+    return "loan.updated"
+
+
+def to_utc(value: datetime) -> datetime:
+    """`value` in UTC; naive datetimes are refused (their meaning depends on the machine)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime: pass a timezone-aware datetime")
+    return value.astimezone(UTC)
+
+
+def utc_iso(value: datetime) -> str:
+    """ISO 8601 in UTC with an explicit offset, as sent on the wire."""
+    return to_utc(value).isoformat()

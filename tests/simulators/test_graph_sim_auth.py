@@ -1,0 +1,108 @@
+"""Entra client credentials and the bearer check, with azure-identity's real ClientSecretCredential (MSAL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+
+from app.simulators.graph import GraphSimulator
+from app.simulators.graph.testing import CLIENT_ID, CLIENT_SECRET, fetch_token, seeded_simulator
+from app.simulators.server import TestCA
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+@pytest.fixture(scope="module")
+def ca() -> TestCA:
+    return TestCA.create()
+
+
+@pytest.fixture
+def sim(ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphSimulator]:
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
+    sim = seeded_simulator().start(ca)
+    yield sim
+    sim.stop()
+
+
+def get_me(sim: GraphSimulator, ca: TestCA, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return httpx.get(f"{sim.graph_base_url}/users/alice@contoso.com", headers=headers, verify=str(ca.ca_file))
+
+
+def test_the_sync_credential_gets_a_token_that_graph_accepts(sim: GraphSimulator, ca: TestCA) -> None:
+    from azure.identity import ClientSecretCredential
+
+    credential = ClientSecretCredential(
+        sim.tenant_id, CLIENT_ID, CLIENT_SECRET, authority=sim.authority_host, disable_instance_discovery=True
+    )
+    token = credential.get_token(GRAPH_SCOPE)
+
+    assert token.expires_on > 0
+    assert get_me(sim, ca, token.token).status_code == 200
+
+
+def test_the_async_credential_gets_a_token_that_graph_accepts(sim: GraphSimulator, ca: TestCA) -> None:
+    from azure.identity.aio import ClientSecretCredential
+
+    async def fetch() -> str:
+        async with ClientSecretCredential(
+            sim.tenant_id, CLIENT_ID, CLIENT_SECRET, authority=sim.authority_host, disable_instance_discovery=True
+        ) as credential:
+            return (await credential.get_token(GRAPH_SCOPE)).token
+
+    assert get_me(sim, ca, asyncio.run(fetch())).status_code == 200
+
+
+def test_a_wrong_secret_is_refused_like_entra(sim: GraphSimulator, ca: TestCA) -> None:
+    from azure.identity import ClientSecretCredential
+
+    credential = ClientSecretCredential(
+        sim.tenant_id, CLIENT_ID, "wrong", authority=sim.authority_host, disable_instance_discovery=True
+    )
+    with pytest.raises(ClientAuthenticationError, match="invalid_client"):
+        credential.get_token(GRAPH_SCOPE)
+
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        fetch_token(sim, ca, secret="wrong")
+    assert raised.value.response.status_code == 401
+    body = raised.value.response.json()
+    assert body["error"] == "invalid_client" and body["error_codes"] == [7000215]
+
+
+def test_an_unknown_client_or_tenant_is_refused(sim: GraphSimulator, ca: TestCA) -> None:
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        fetch_token(sim, ca, client_id="nobody")
+    assert raised.value.response.json()["error"] == "unauthorized_client"
+
+    discovery = httpx.get(f"{sim.base_url}/other-tenant/v2.0/.well-known/openid-configuration", verify=str(ca.ca_file))
+    assert discovery.status_code == 400 and discovery.json()["error"] == "invalid_tenant"
+
+
+def test_the_openid_configuration_points_at_the_simulator(sim: GraphSimulator, ca: TestCA) -> None:
+    config = httpx.get(
+        f"{sim.base_url}/{sim.tenant_id}/v2.0/.well-known/openid-configuration", verify=str(ca.ca_file)
+    ).json()
+
+    assert config["token_endpoint"] == f"{sim.base_url}/{sim.tenant_id}/oauth2/v2.0/token"
+    assert config["issuer"].startswith(sim.base_url)
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-token"])
+def test_graph_requires_a_known_bearer_token(sim: GraphSimulator, ca: TestCA, token: str | None) -> None:
+    response = get_me(sim, ca, token)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_revoked_tokens_are_refused(sim: GraphSimulator, ca: TestCA) -> None:
+    token = fetch_token(sim, ca)
+    sim.revoke_tokens()
+
+    assert get_me(sim, ca, token).status_code == 401
