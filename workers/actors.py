@@ -10,8 +10,10 @@ import dramatiq
 
 import app.queue  # noqa: F401  (placeholder broker before any actor is declared)
 from app import outlook_to_booking, rooms, subscriptions
-from app.booking.client import BookingUnavailable
-from app.graph.errors import GraphThrottled
+from app import journal
+from app.booking.client import BookingConflict, BookingRejected, BookingUnavailable
+from app.db import session_scope
+from app.graph.errors import GraphAuthError, GraphThrottled
 from app.locks import LockTimeout
 from app.logging import get_logger
 from app.runtime import current
@@ -25,7 +27,17 @@ TIME_LIMIT_MS = 5 * 60_000
 
 
 class _Retryable:
-    """Turn 'come back later' failures into a queue retry with the delay the remote asked for."""
+    """Failure policy of a job.
+
+    'Come back later' failures (throttling, an unreachable remote, a busy meeting lock) become a queue retry with the
+    delay the remote asked for. Failures that a retry cannot fix (a request the booking system rejects, credentials
+    Graph refuses) are written to the journal of `integration_id` and end the job. Anything else is retried with
+    backoff by dramatiq, up to MAX_RETRIES.
+    """
+
+    def __init__(self, integration_id: str | None = None, what: str = "job") -> None:
+        self.integration_id = integration_id
+        self.what = what
 
     def __enter__(self) -> None:
         return None
@@ -37,6 +49,10 @@ class _Retryable:
             raise dramatiq.Retry(delay=int(delay_s * 1000)) from None
         if isinstance(exc, LockTimeout):
             raise dramatiq.Retry(delay=1000) from None
+        if isinstance(exc, BookingRejected | BookingConflict | GraphAuthError) and self.integration_id:
+            with session_scope(current().engine) as s:
+                journal.record(s, self.integration_id, self.what, "fail", "error", str(exc))
+            return True
         return False
 
 
@@ -46,13 +62,14 @@ OPTIONS = dict(max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=
 
 @dramatiq.actor(queue_name="hints", **OPTIONS)
 def process_room_event(integration_id: str, room_id: str, event_id: str, change_type: str) -> None:
-    with _Retryable():
+    with _Retryable(integration_id, outlook_to_booking.DIRECTION):
         outlook_to_booking.process_room_event(current(), integration_id, room_id, event_id)
 
 
 @dramatiq.actor(queue_name="admin", **OPTIONS)
 def import_rooms(integration_id: str) -> None:
-    with _Retryable():
+    room_ids: list[str] = []
+    with _Retryable(integration_id, rooms.DIRECTION):
         room_ids = rooms.import_rooms(current(), integration_id)
     for room_id in room_ids:
         ensure_subscription.send(room_id)
