@@ -95,7 +95,7 @@ class BookingClient:
     def __init__(self, base_url: str, api_key: str, timeout: float = 10.0) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"booking base URL must be an absolute http(s) URL: {base_url!r}")
+            raise ValueError("booking base URL must be an absolute http(s) URL")
         if url.scheme == "http" and not _is_loopback(url.host):
             raise ValueError("booking base URL must use https (plain http is allowed for loopback hosts only)")
         if not api_key:

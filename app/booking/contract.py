@@ -16,9 +16,16 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 API_PREFIX: Final = "/v1"
 
 
+def _as_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00; as a ValueError it becomes a validation error
+        raise ValueError("date-time out of range in UTC") from None
+
+
 UtcDatetime = Annotated[
     AwareDatetime,
-    AfterValidator(lambda value: value.astimezone(UTC)),
+    AfterValidator(_as_utc),
     PlainSerializer(lambda value: value.isoformat(), return_type=str),
 ]
 
@@ -171,7 +178,7 @@ def to_utc(value: datetime) -> datetime:
     """`value` in UTC; naive datetimes are refused (their meaning depends on the machine)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime: pass a timezone-aware datetime")
-    return value.astimezone(UTC)
+    return _as_utc(value)
 
 
 def utc_iso(value: datetime) -> str:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# `.venv/bin/pytest` does not put the repository root on sys.path (the project is not installed and pytest has
-# no `pythonpath` setting yet); without this, `import app` fails. Harmless once either is in place.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+from app.booking.client import BookingClient
+from app.booking.contract import Place, PlaceUpsert
+from app.simulators.booking import BookingSimulator
 
-from booking_helpers import API_KEY, HOOK_SECRET, HookReceiver  # noqa: E402
-
-from app.booking.client import BookingClient  # noqa: E402
-from app.booking.contract import Place, PlaceUpsert  # noqa: E402
-from app.simulators.booking import BookingSimulator  # noqa: E402
+from .booking_helpers import API_KEY, HOOK_SECRET, HookReceiver
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -9,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from booking_helpers import API_KEY, T0, new_loan
 
 from app.booking.client import (
     BookingClient,
@@ -27,6 +29,8 @@ from app.booking.client import (
 from app.booking.contract import LoanPatch, Place, PlaceUpsert, Requester
 from app.simulators.booking import BookingSimulator
 from app.simulators.server import ServerThread
+
+from .booking_helpers import API_KEY, T0, new_loan
 
 HOUR = timedelta(hours=1)
 
@@ -307,8 +311,10 @@ def test_changed_since_is_inclusive_and_stable_under_changes(sim: BookingSimulat
     rest = httpx.get(f"{sim.base_url}/v1/loans", params={"cursor": page["next_cursor"], "limit": 2},
                      headers=headers).json()
     assert [item["id"] for item in rest["items"]] == [loans[4].id, loans[0].id] and rest["next_cursor"] is None
-    bad = httpx.get(f"{sim.base_url}/v1/loans", params={"cursor": "!!"}, headers=headers)
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_cursor"
+    for cursor in ("!!", base64.urlsafe_b64encode(b'["2030-01-01T00:00:00", "x"]').decode(),
+                   base64.urlsafe_b64encode(b"7").decode()):
+        bad = httpx.get(f"{sim.base_url}/v1/loans", params={"cursor": cursor}, headers=headers)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_cursor", cursor
 
 
 # -- errors ---------------------------------------------------------------------------------------------------
@@ -428,6 +434,9 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
         ("GET", "/v1/loans?limit=0", b"", 422),
         ("GET", "/v1/loans?limit=abc", b"", 422),
         ("GET", "/v1/loans?changed_since=yesterday", b"", 422),
+        ("GET", "/v1/loans?changed_since=0001-01-01T00:00:00%2B01:00", b"", 422),
+        ("GET", "/v1/availability?place_id=p&start=9999-12-31T23:00:00-05:00&end=9999-12-31T23:30:00-05:00", b"",
+         422),
         ("GET", "/v1/nothing-here", b"", 404),
         ("DELETE", "/v1/loans", b"", 405),
     ],
@@ -447,3 +456,29 @@ def test_if_match_must_be_a_version(sim: BookingSimulator, client: BookingClient
     bad = httpx.patch(url, json=body, headers={**auth, "If-Match": "abc"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_if_match"
     assert httpx.patch(url, json=body, headers={**auth, "If-Match": '"1"'}).json()["version"] == 2
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+_FIELDS = st.fixed_dictionaries({}, optional={
+    "requester": _JSON, "start": st.text(max_size=30) | _JSON, "end": st.text(max_size=30), "items": _JSON,
+    "store_id": _JSON, "email": _JSON, "name": _JSON, "status": _JSON, "reason": _JSON, "capacity": _JSON,
+})
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_JSON | _FIELDS, target=st.sampled_from([
+    ("POST", "/v1/loans"), ("PUT", "/v1/places/room@contoso.com"), ("PATCH", "/v1/loans/{loan}"),
+    ("POST", "/v1/loans/{loan}/cancel"),
+]))
+def test_random_bodies_never_cause_a_server_error(sim: BookingSimulator, client: BookingClient, room_a: Place,
+                                                  body: object, target: tuple[str, str]) -> None:
+    loan_id = next(iter(sim.loans), None) or client.create_loan(new_loan(room_a), "fuzz").id
+    method, path = target
+    headers = {"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "fuzz-key"}
+    answer = httpx.request(method, sim.base_url + path.format(loan=loan_id), json=body, headers=headers)
+    assert answer.status_code < 500, answer.text
+    assert answer.headers["content-type"] == "application/json"

@@ -97,9 +97,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, loan_id = json.loads(raw)
-        return datetime.fromisoformat(when), str(loan_id)
+        stamp = datetime.fromisoformat(when)
     except (binascii.Error, ValueError, TypeError):
-        raise ApiError(422, "invalid_cursor", "cursor is not one this server returned") from None
+        stamp = None
+    if stamp is None or stamp.tzinfo is None:  # a naive stamp would not compare with `updated_at`
+        raise ApiError(422, "invalid_cursor", "cursor is not one this server returned")
+    return stamp, str(loan_id)
 
 
 class BookingStore:
@@ -252,8 +255,9 @@ class BookingStore:
                 raise ApiError(409, "version_mismatch", f"loan is at version {loan.version}, not {if_match}")
             if loan.status in CLOSED_STATUSES and status is None:
                 raise ApiError(409, "loan_closed", f"loan is {loan.status}")
-            update: dict[str, object] = patch.model_dump(exclude_none=True, exclude={"items"})
-            update = {name: getattr(patch, name) for name in update}  # keep models, not dicts
+            update: dict[str, object] = {
+                name: getattr(patch, name) for name in ("requester", "start", "end") if getattr(patch, name) is not None
+            }
             if patch.items is not None:
                 assets = [item for item in loan.items if item.kind == "asset"]
                 update["items"] = self._place_items([ref.id for ref in patch.items]) + assets

@@ -1,0 +1,1 @@
+"""Booking-side tests: the contract, the client against the simulated booking system, reverse hooks, signing."""
