@@ -7,7 +7,6 @@ with back-off and honours `retry_after`.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -17,6 +16,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from app.settings import require_https_unless_loopback
 from app.booking.contract import (
     API_PREFIX,
     AvailabilityResponse,
@@ -65,15 +65,6 @@ class BookingRejected(BookingError):
     """Any other 4xx (401 bad key, 422 invalid request, ...): retrying the same request will not help."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """`Retry-After` as seconds (delta-seconds or HTTP-date form); None if absent or unreadable."""
     if not value:
@@ -93,11 +84,10 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 class BookingClient:
     def __init__(self, base_url: str, api_key: str, timeout: float = 10.0) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("booking base URL must be an absolute http(s) URL")
-        if url.scheme == "http" and not _is_loopback(url.host):
-            raise ValueError("booking base URL must use https (plain http is allowed for loopback hosts only)")
+        try:
+            url = httpx.URL(require_https_unless_loopback(base_url))
+        except ValueError as e:
+            raise ValueError(f"booking base URL {e}") from None
         if not api_key:
             raise ValueError("booking api key is empty")
         self.base_url = str(url).rstrip("/")
