@@ -27,6 +27,8 @@ class TestCA:
     cert_file: Path
     key_file: Path
 
+    __test__ = False  # not a pytest test class, despite its name
+
     @classmethod
     def create(cls, directory: Path | None = None) -> "TestCA":
         directory = Path(directory or tempfile.mkdtemp(prefix="roombridge-ca-"))
@@ -75,6 +77,8 @@ class ServerThread:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # Idle TLS keep-alive connections otherwise hold shutdown for uvicorn's full graceful wait.
+            timeout_graceful_shutdown=1,
             ssl_certfile=str(self.tls.cert_file) if self.tls else None,
             ssl_keyfile=str(self.tls.key_file) if self.tls else None,
         )

@@ -10,19 +10,19 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import CLIENT_ID, CLIENT_SECRET, fetch_token, seeded_simulator
-from app.simulators.server import TestCA
+from app.simulators.graph.testing import CLIENT_ID, CLIENT_SECRET, fetch_token, seeded_simulator, shared_ca, trust
+from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
 
-@pytest.fixture(scope="module")
-def ca() -> TestCA:
-    return TestCA.create()
+@pytest.fixture
+def ca() -> CertificateAuthority:
+    return shared_ca()
 
 
 @pytest.fixture
-def sim(ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphSimulator]:
+def sim(ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphSimulator]:
     monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
     sim = seeded_simulator().start(ca)
@@ -30,24 +30,25 @@ def sim(ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphSimulator]
     sim.stop()
 
 
-def get_me(sim: GraphSimulator, ca: TestCA, token: str | None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return httpx.get(f"{sim.graph_base_url}/users/alice@contoso.com", headers=headers, verify=str(ca.ca_file))
+def get_me(sim: GraphSimulator, ca: CertificateAuthority, authorization: str | None) -> httpx.Response:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    return httpx.get(f"{sim.graph_base_url}/users/alice@contoso.com", headers=headers, verify=trust(ca))
 
 
-def test_the_sync_credential_gets_a_token_that_graph_accepts(sim: GraphSimulator, ca: TestCA) -> None:
+def test_the_sync_credential_gets_a_token_that_graph_accepts(sim: GraphSimulator, ca: CertificateAuthority) -> None:
     from azure.identity import ClientSecretCredential
 
-    credential = ClientSecretCredential(
+    # Closed so that no idle TLS connection delays the server's shutdown.
+    with ClientSecretCredential(
         sim.tenant_id, CLIENT_ID, CLIENT_SECRET, authority=sim.authority_host, disable_instance_discovery=True
-    )
-    token = credential.get_token(GRAPH_SCOPE)
+    ) as credential:
+        token = credential.get_token(GRAPH_SCOPE)
 
     assert token.expires_on > 0
-    assert get_me(sim, ca, token.token).status_code == 200
+    assert get_me(sim, ca, f"Bearer {token.token}").status_code == 200
 
 
-def test_the_async_credential_gets_a_token_that_graph_accepts(sim: GraphSimulator, ca: TestCA) -> None:
+def test_the_async_credential_gets_a_token_that_graph_accepts(sim: GraphSimulator, ca: CertificateAuthority) -> None:
     from azure.identity.aio import ClientSecretCredential
 
     async def fetch() -> str:
@@ -56,17 +57,22 @@ def test_the_async_credential_gets_a_token_that_graph_accepts(sim: GraphSimulato
         ) as credential:
             return (await credential.get_token(GRAPH_SCOPE)).token
 
-    assert get_me(sim, ca, asyncio.run(fetch())).status_code == 200
+    assert get_me(sim, ca, f"Bearer {asyncio.run(fetch())}").status_code == 200
 
 
-def test_a_wrong_secret_is_refused_like_entra(sim: GraphSimulator, ca: TestCA) -> None:
-    from azure.identity import ClientSecretCredential
+def test_a_wrong_secret_is_refused_like_entra(sim: GraphSimulator, ca: CertificateAuthority) -> None:
+    # The async credential: on this error path the sync one leaves a TLS connection open, which holds up the
+    # server's shutdown for ServerThread's 10 s join.
+    from azure.identity.aio import ClientSecretCredential
 
-    credential = ClientSecretCredential(
-        sim.tenant_id, CLIENT_ID, "wrong", authority=sim.authority_host, disable_instance_discovery=True
-    )
-    with pytest.raises(ClientAuthenticationError, match="invalid_client"):
-        credential.get_token(GRAPH_SCOPE)
+    async def fetch() -> None:
+        async with ClientSecretCredential(
+            sim.tenant_id, CLIENT_ID, "wrong", authority=sim.authority_host, disable_instance_discovery=True
+        ) as credential:
+            await credential.get_token(GRAPH_SCOPE)
+
+    with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
+        asyncio.run(fetch())
 
     with pytest.raises(httpx.HTTPStatusError) as raised:
         fetch_token(sim, ca, secret="wrong")
@@ -75,34 +81,34 @@ def test_a_wrong_secret_is_refused_like_entra(sim: GraphSimulator, ca: TestCA) -
     assert body["error"] == "invalid_client" and body["error_codes"] == [7000215]
 
 
-def test_an_unknown_client_or_tenant_is_refused(sim: GraphSimulator, ca: TestCA) -> None:
+def test_an_unknown_client_or_tenant_is_refused(sim: GraphSimulator, ca: CertificateAuthority) -> None:
     with pytest.raises(httpx.HTTPStatusError) as raised:
         fetch_token(sim, ca, client_id="nobody")
     assert raised.value.response.json()["error"] == "unauthorized_client"
 
-    discovery = httpx.get(f"{sim.base_url}/other-tenant/v2.0/.well-known/openid-configuration", verify=str(ca.ca_file))
+    discovery = httpx.get(f"{sim.base_url}/other-tenant/v2.0/.well-known/openid-configuration", verify=trust(ca))
     assert discovery.status_code == 400 and discovery.json()["error"] == "invalid_tenant"
 
 
-def test_the_openid_configuration_points_at_the_simulator(sim: GraphSimulator, ca: TestCA) -> None:
-    config = httpx.get(
-        f"{sim.base_url}/{sim.tenant_id}/v2.0/.well-known/openid-configuration", verify=str(ca.ca_file)
-    ).json()
+def test_the_openid_configuration_points_at_the_simulator(sim: GraphSimulator, ca: CertificateAuthority) -> None:
+    config = httpx.get(f"{sim.base_url}/{sim.tenant_id}/v2.0/.well-known/openid-configuration", verify=trust(ca)).json()
 
     assert config["token_endpoint"] == f"{sim.base_url}/{sim.tenant_id}/oauth2/v2.0/token"
     assert config["issuer"].startswith(sim.base_url)
 
 
-@pytest.mark.parametrize("token", [None, "", "not-a-token"])
-def test_graph_requires_a_known_bearer_token(sim: GraphSimulator, ca: TestCA, token: str | None) -> None:
-    response = get_me(sim, ca, token)
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", f"Basic {CLIENT_SECRET}"])
+def test_graph_requires_a_known_bearer_token(
+    sim: GraphSimulator, ca: CertificateAuthority, authorization: str | None
+) -> None:
+    response = get_me(sim, ca, authorization)
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
 
 
-def test_revoked_tokens_are_refused(sim: GraphSimulator, ca: TestCA) -> None:
+def test_revoked_tokens_are_refused(sim: GraphSimulator, ca: CertificateAuthority) -> None:
     token = fetch_token(sim, ca)
     sim.revoke_tokens()
 
-    assert get_me(sim, ca, token).status_code == 401
+    assert get_me(sim, ca, f"Bearer {token}").status_code == 401

@@ -3,36 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import ROOMS, graph_client, seeded_simulator
-from app.simulators.server import TestCA
+from app.simulators.graph.testing import ROOMS, graph_client, seeded_simulator, shared_ca
+from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
 
 PLACES_PATHS = ["/places/microsoft.graph.room", "/places/graph.room"]
 
 
-@pytest.fixture(scope="module")
-def ca() -> TestCA:
-    return TestCA.create()
+@pytest.fixture
+def ca() -> CertificateAuthority:
+    return shared_ca()
 
 
 @pytest.fixture
-def sim(ca: TestCA) -> Iterator[GraphSimulator]:
+def sim(ca: CertificateAuthority) -> Iterator[GraphSimulator]:
     sim = seeded_simulator().start(ca)
     yield sim
     sim.stop()
 
 
 @pytest.fixture
-def graph(sim: GraphSimulator, ca: TestCA) -> Iterator[httpx.Client]:
+def graph(sim: GraphSimulator, ca: CertificateAuthority) -> Iterator[httpx.Client]:
     with graph_client(sim, ca) as client:
         yield client
 
 
-def all_pages(graph: httpx.Client, url: str) -> list[list[dict]]:
+def all_pages(graph: httpx.Client, url: str) -> list[list[dict[str, Any]]]:
     pages = []
     while url:
         body = graph.get(url).raise_for_status().json()
@@ -64,7 +65,12 @@ def test_a_room_has_the_graph_room_shape_and_a_place_id(sim: GraphSimulator, gra
     assert room["@odata.type"] == "#microsoft.graph.room"
     assert room["id"] == sim.place_id("room-a@contoso.com") != sim.user_id("room-a@contoso.com")
     assert (room["displayName"], room["capacity"], room["building"], room["floorNumber"], room["tags"]) == (
-        "Room A", 4, "HQ", 1, ["hq"])
+        "Room A",
+        4,
+        "HQ",
+        1,
+        ["hq"],
+    )
     assert set(room["address"]) == {"street", "city", "state", "countryOrRegion", "postalCode"}
     for key in ("floorLabel", "bookingType", "isWheelChairAccessible", "nickname", "label", "phone"):
         assert key in room
@@ -76,7 +82,10 @@ def test_hidden_rooms_and_new_tags_show_in_the_listing(sim: GraphSimulator, grap
 
     rooms = graph.get(PLACES_PATHS[1]).json()["value"]
 
-    assert [(r["emailAddress"], r["tags"]) for r in rooms] == [("room-a@contoso.com", ["hq"]), ("room-c@contoso.com", ["vip"])]
+    assert [(r["emailAddress"], r["tags"]) for r in rooms] == [
+        ("room-a@contoso.com", ["hq"]),
+        ("room-c@contoso.com", ["vip"]),
+    ]
 
 
 def test_users_are_found_by_object_id_or_email_in_any_case(sim: GraphSimulator, graph: httpx.Client) -> None:
@@ -87,7 +96,10 @@ def test_users_are_found_by_object_id_or_email_in_any_case(sim: GraphSimulator, 
 
     assert by_id["id"] == by_email["id"] == user_id
     assert (by_id["mail"], by_id["userPrincipalName"], by_id["displayName"]) == (
-        "alice@contoso.com", "alice@contoso.com", "Alice Martin")
+        "alice@contoso.com",
+        "alice@contoso.com",
+        "Alice Martin",
+    )
 
 
 def test_an_unknown_user_is_404(graph: httpx.Client) -> None:
@@ -98,8 +110,12 @@ def test_an_unknown_user_is_404(graph: httpx.Client) -> None:
 
 
 def test_mailbox_settings_give_the_zone_and_working_hours(sim: GraphSimulator, graph: httpx.Client) -> None:
-    sim.add_room("room-d@contoso.com", "Room D", time_zone="Pacific Standard Time",
-                 working_hours={"startTime": "07:00:00.0000000", "daysOfWeek": ["monday"]})
+    sim.add_room(
+        "room-d@contoso.com",
+        "Room D",
+        time_zone="Pacific Standard Time",
+        working_hours={"startTime": "07:00:00.0000000", "daysOfWeek": ["monday"]},
+    )
 
     settings = graph.get("/users/room-d@contoso.com/mailboxSettings").json()
 

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .errors import GraphError
+from .stats import GraphStats
 
 TOKEN_LIFETIME_S = 3599
 
@@ -32,8 +33,9 @@ class AppRegistration:
 
 
 class TokenIssuer:
-    def __init__(self, tenant_id: str, domain: str) -> None:
+    def __init__(self, tenant_id: str, domain: str, stats: GraphStats | None = None) -> None:
         self.tenant_names = {tenant_id.lower(), domain.lower()}
+        self._stats = stats
         self._apps: dict[str, AppRegistration] = {}
         self._tokens: dict[str, tuple[AppRegistration, float]] = {}
         self._lock = threading.Lock()
@@ -61,7 +63,9 @@ class TokenIssuer:
                 raise _EntraError(401, "invalid_client", 7000215, "Invalid client secret provided.")
             token = secrets.token_urlsafe(48)
             self._tokens[token] = (app, time.monotonic() + TOKEN_LIFETIME_S)
-            return token
+        if self._stats is not None:
+            self._stats.add("tokens_issued")
+        return token
 
     def authenticate(self, headers: Headers) -> AppRegistration:
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -116,7 +120,11 @@ def auth_routes(issuer: TokenIssuer) -> list[Route]:
                 "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                 "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
                 "jwks_uri": f"{base}/discovery/v2.0/keys",
-                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
                 "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
                 "response_modes_supported": ["query", "fragment", "form_post"],
                 "scopes_supported": ["openid", "profile", "email", "offline_access"],

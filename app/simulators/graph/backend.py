@@ -40,13 +40,13 @@ class GraphBackend:
     tunables: Tunables = field(default_factory=Tunables)
 
     @classmethod
-    def create(cls, tenant_id: str, domain: str) -> "GraphBackend":
+    def create(cls, tenant_id: str, domain: str) -> GraphBackend:
         tenant = Tenant(tenant_id, domain)
         stats = GraphStats()
         delivery = Delivery(stats)
         return cls(
             tenant=tenant,
-            issuer=TokenIssuer(tenant_id, domain),
+            issuer=TokenIssuer(tenant_id, domain, stats),
             stats=stats,
             throttle=Throttle(stats),
             exchange=Exchange(tenant),

@@ -62,7 +62,9 @@ class DeltaTokens:
             in_window = sorted(
                 (e for e in calendar.events.values() if e.overlaps(window.start, window.end)), key=lambda e: e.start
             )
-            return self._page(calendar, _NextPage(window, tuple(e.id for e in in_window), self.tenant.seq), page_size, zone)
+            return self._page(
+                calendar, _NextPage(window, tuple(e.id for e in in_window), self.tenant.seq), page_size, zone
+            )
 
     def follow(self, mailbox: Mailbox, token: str, page_size: int, zone: str | None) -> DeltaPage:
         with self.tenant.lock:

@@ -24,18 +24,17 @@ class Exchange:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
 
+    # Public methods return copies taken under the lock, so callers can render them while other threads write.
+
     # -- reads ---------------------------------------------------------------------------------------------------
 
     def get(self, mailbox: Mailbox, event_id: str) -> Event:
         with self.tenant.lock:
-            event = self.tenant.calendar(mailbox).events.get(event_id)
-            if event is None:
-                raise not_found_item()
-            return event
+            return copying.deepcopy(self._get(mailbox, event_id))
 
     def events_of(self, mailbox: Mailbox) -> list[Event]:
         with self.tenant.lock:
-            return list(self.tenant.calendar(mailbox).events.values())
+            return copying.deepcopy(list(self.tenant.calendar(mailbox).events.values()))
 
     # -- writes --------------------------------------------------------------------------------------------------
 
@@ -45,7 +44,7 @@ class Exchange:
             calendar = self.tenant.calendar(mailbox)
             transaction_id = payload.get("transactionId")
             if transaction_id and (existing := calendar.by_transaction_id(transaction_id)) is not None:
-                return existing, False
+                return copying.deepcopy(existing), False
             if "start" not in payload or "end" not in payload:
                 raise invalid_request("An event needs start and end.")
             start, start_zone = parse_date_time_time_zone(payload["start"])
@@ -69,31 +68,33 @@ class Exchange:
             self._apply(event, payload)
             self._store(calendar, event, "created")
             self._sync_rooms(event)
-            return event, True
+            return copying.deepcopy(event), True
 
     def update(self, mailbox: Mailbox, event_id: str, patch: dict[str, Any]) -> Event:
         """PATCH: an organiser's update is sent to the rooms, which re-decide (see `_sync_rooms`)."""
         with self.tenant.lock:
             # Applied to a copy so that a rejected PATCH leaves the stored event untouched.
-            event = copying.deepcopy(self.get(mailbox, event_id))
+            event = copying.deepcopy(self._get(mailbox, event_id))
             self._apply(event, patch)
             self._store(self.tenant.calendar(mailbox), event, "updated")
             if event.is_organizer and not event.is_cancelled:
                 self._sync_rooms(event)
-            return event
+            return copying.deepcopy(event)
 
     def cancel(self, mailbox: Mailbox, event_id: str) -> None:
         """POST .../cancel: organisers only (Graph answers 400 to attendees)."""
         with self.tenant.lock:
-            event = self.get(mailbox, event_id)
+            event = self._get(mailbox, event_id)
             if not event.is_organizer:
-                raise invalid_request("Your request can't be completed. You need to be an organizer to cancel a meeting.")
+                raise invalid_request(
+                    "Your request can't be completed. You need to be an organizer to cancel a meeting."
+                )
             self._cancel_meeting(event)
 
     def delete(self, mailbox: Mailbox, event_id: str) -> None:
         """DELETE: on the organiser's calendar it also cancels the meeting for the attendees (Graph documents it)."""
         with self.tenant.lock:
-            event = self.get(mailbox, event_id)
+            event = self._get(mailbox, event_id)
             if event.is_organizer:
                 self._cancel_meeting(event)
             else:
@@ -183,6 +184,12 @@ class Exchange:
         self._store(calendar, room_copy, "updated")
 
     # -- storage and change publication --------------------------------------------------------------------------
+
+    def _get(self, mailbox: Mailbox, event_id: str) -> Event:
+        event = self.tenant.calendar(mailbox).events.get(event_id)
+        if event is None:
+            raise not_found_item()
+        return event
 
     def _store(self, calendar: Calendar, event: Event, change_type: str) -> None:
         event.seq = self.tenant.next_seq()

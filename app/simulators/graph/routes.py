@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -91,9 +92,9 @@ class Call:
         skip = self.int_param("$skip", 0)
         data: dict[str, Any] = {"@odata.context": f"{self.base}/$metadata#{context}", "value": items[skip : skip + top]}
         if skip + top < len(items):
-            query = {k: v for k, v in self.request.query_params.items() if k not in ("$top", "$skip")}
-            extra = "".join(f"&{k}={v}" for k, v in query.items())
-            data["@odata.nextLink"] = f"{self.request.url.scheme}://{self.request.url.netloc}{self.request.url.path}?$top={top}&$skip={skip + top}{extra}"
+            query = [(k, v) for k, v in self.request.query_params.multi_items() if k not in ("$top", "$skip")]
+            query += [("$top", str(top)), ("$skip", str(skip + top))]
+            data["@odata.nextLink"] = str(self.request.url.replace(query=urlencode(query, safe="$")))
         return self.json(data)
 
 
@@ -137,7 +138,9 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
         Route(f"{users}/calendarView", endpoint("calendarView", calendar_view), methods=["GET"]),
         Route(f"{users}/calendarView/delta", endpoint("delta", calendar_view_delta), methods=["GET"]),
         Route(f"{users}/calendarView/delta()", endpoint("delta", calendar_view_delta), methods=["GET"]),  # the SDK's
-        Route("/v1.0/subscriptions", endpoint("subscriptions", subscriptions_collection, False), methods=["GET", "POST"]),
+        Route(
+            "/v1.0/subscriptions", endpoint("subscriptions", subscriptions_collection, False), methods=["GET", "POST"]
+        ),
         Route(
             "/v1.0/subscriptions/{subscription_id}",
             endpoint("subscription", subscription_item, False),
@@ -230,8 +233,12 @@ async def calendar_view_delta(call: Call) -> Response:
 def _window(call: Call) -> Window:
     start, end = (call.request.query_params.get(name) for name in ("startDateTime", "endDateTime"))
     if not start or not end:
-        raise GraphError(400, "ErrorInvalidParameter", "This request requires a time window specified by the "
-                         "query string parameters StartDateTime and EndDateTime.")
+        raise GraphError(
+            400,
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by the "
+            "query string parameters StartDateTime and EndDateTime.",
+        )
     return Window(call.user.id, parse_iso(start), parse_iso(end))
 
 

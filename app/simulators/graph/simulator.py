@@ -23,7 +23,6 @@ from .directory import Mailbox, RoomPlace
 from .errors import GraphError
 from .routes import graph_routes
 from .stats import GraphStats
-from .subscriptions import Subscription
 from .timezones import resolve_zone
 
 
@@ -36,7 +35,7 @@ class GraphSimulator:
 
     # -- server --------------------------------------------------------------------------------------------------
 
-    def start(self, ca: TestCA) -> "GraphSimulator":
+    def start(self, ca: TestCA) -> GraphSimulator:
         trust = ssl.create_default_context()
         trust.load_verify_locations(cafile=str(ca.ca_file))  # webhook receivers may use the same test CA
         self.backend.delivery.verify = trust
@@ -59,7 +58,7 @@ class GraphSimulator:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> "GraphSimulator":
+    def __enter__(self) -> GraphSimulator:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -170,12 +169,15 @@ class GraphSimulator:
             "start": _date_time_time_zone(start, time_zone),
             "end": _date_time_time_zone(end, time_zone),
             "sensitivity": sensitivity,
-            "attendees": [self._attendee(a, "required") for a in attendees] + [self._attendee(r, "resource") for r in rooms],
+            "attendees": [self._attendee(a, "required") for a in attendees]
+            + [self._attendee(r, "resource") for r in rooms],
             "locations": [self._location(room) for room in rooms],
         }
         if rooms:
-            payload["location"] = {**payload["locations"][0], "displayName": "; ".join(
-                location["displayName"] for location in payload["locations"])}
+            payload["location"] = {
+                **payload["locations"][0],
+                "displayName": "; ".join(location["displayName"] for location in payload["locations"]),
+            }
         if transaction_id is not None:
             payload["transactionId"] = transaction_id
         event, _ = self.backend.exchange.create(self._mailbox(organizer), payload)
@@ -233,9 +235,6 @@ class GraphSimulator:
     def subscriptions(self) -> dict[str, dict[str, Any]]:
         """Active (unexpired) subscriptions as Graph JSON, by id."""
         return {sid: sub.json() for sid, sub in self.backend.subscriptions.active().items()}
-
-    def subscription(self, subscription_id: str) -> Subscription:
-        return self.backend.subscriptions.get(subscription_id)
 
     def expire_subscription(self, subscription_id: str) -> None:
         self.backend.subscriptions.expire(subscription_id)

@@ -21,6 +21,7 @@ class GraphStats:
     notifications_dropped: int = 0  # dropped on purpose by the delivery faults
     notifications_failed: int = 0  # given up after the retries
     lifecycle_delivered: int = 0
+    tokens_issued: int = 0  # access tokens handed out by the token endpoint
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,16 +23,35 @@ CLIENT_SECRET = "s3cr3t~value"
 ROOMS = {"room-a@contoso.com": "Room A", "room-b@contoso.com": "Room B", "room-c@contoso.com": "Room C"}
 
 
+@functools.cache
+def shared_ca() -> TestCA:
+    """One test CA per process: aiohttp (the transport of azure.identity.aio) builds its default SSL context once per
+    process from SSL_CERT_FILE as it is then, so every server a process trusts must share that CA."""
+    return TestCA.create()
+
+
 def seeded_simulator() -> GraphSimulator:
     """Contoso: one registered app, three rooms (HQ), two users. Not started."""
     sim = GraphSimulator(tenant_id=TENANT_ID, domain="contoso.com")
     sim.register_app(CLIENT_ID, CLIENT_SECRET)
     for floor, (email, name) in enumerate(ROOMS.items(), start=1):
-        sim.add_room(email, name, capacity=4 * floor, building="HQ", floor_number=floor, tags=["hq"],
-                     time_zone="Romance Standard Time")
+        sim.add_room(
+            email,
+            name,
+            capacity=4 * floor,
+            building="HQ",
+            floor_number=floor,
+            tags=["hq"],
+            time_zone="Romance Standard Time",
+        )
     sim.add_user("alice@contoso.com", "Alice Martin", time_zone="Romance Standard Time")
     sim.add_user("bob@contoso.com", "Bob Durand")
     return sim
+
+
+def trust(ca: TestCA) -> ssl.SSLContext:
+    """What a client needs to trust the simulator's certificate."""
+    return ssl.create_default_context(cafile=str(ca.ca_file))
 
 
 def fetch_token(sim: GraphSimulator, ca: TestCA, client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
@@ -42,7 +63,7 @@ def fetch_token(sim: GraphSimulator, ca: TestCA, client_id: str = CLIENT_ID, sec
             "client_secret": secret,
             "scope": "https://graph.microsoft.com/.default",
         },
-        verify=str(ca.ca_file),
+        verify=trust(ca),
     )
     response.raise_for_status()
     return str(response.json()["access_token"])
@@ -52,7 +73,7 @@ def graph_client(sim: GraphSimulator, ca: TestCA) -> httpx.Client:
     """httpx over TLS to `/v1.0`, with a bearer token of the seeded app."""
     return httpx.Client(
         base_url=sim.graph_base_url,
-        verify=str(ca.ca_file),
+        verify=trust(ca),
         headers={"Authorization": f"Bearer {fetch_token(sim, ca)}"},
         timeout=15,
     )
@@ -68,11 +89,15 @@ class WebhookReceiver:
         self.notifications: list[dict[str, Any]] = []  # the items of `value`, in arrival order
         self.lifecycle: list[dict[str, Any]] = []
         self._cond = threading.Condition()
-        app = Starlette(routes=[Route("/notifications", self._receive, methods=["POST"]),
-                                Route("/lifecycle", self._receive, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/notifications", self._receive, methods=["POST"]),
+                Route("/lifecycle", self._receive, methods=["POST"]),
+            ]
+        )
         self._server = ServerThread(app, tls=ca)
 
-    def start(self) -> "WebhookReceiver":
+    def start(self) -> WebhookReceiver:
         self._server.start()
         return self
 
