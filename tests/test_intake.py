@@ -17,7 +17,7 @@ from app.web.app import create_app
 from .conftest import make_settings
 from .helpers import seed_subscription
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"  # official Graph documentation payloads
 CLIENT_STATE = "s3cr3t-client-state"
 
 
