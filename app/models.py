@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 # Stable constraint names, so that migrations can refer to them on every dialect.
@@ -52,6 +52,7 @@ class Integration(SQLModel, table=True):
     private_events: str = Field(default="sync_hidden", max_length=32)
     exclude_subjects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     show_pending_as_tentative: bool = True
+    rooms_synced_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -73,6 +74,10 @@ class Room(SQLModel, table=True):
     mailbox_id: str = Field(index=True, max_length=128)  # Graph user object id (subscription resource)
     place_id: str | None = Field(default=None, max_length=128)  # the booking system's id of the place
     active: bool = True
+    polling: bool = Field(default=False, sa_column_kwargs={"server_default": false()})  # Graph refused a subscription: the room is reconciled by periodic delta instead
+    delta_link: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # calendarView delta state
+    delta_window_start: datetime | None = None  # the window the delta token covers (fixed by the token)
+    reconciled_at: datetime | None = None
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -91,6 +96,7 @@ class Subscription(SQLModel, table=True):
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
     renewed_at: datetime | None = None
+    reauthorized_at: datetime | None = None  # Graph: never a reauthorize and a PATCH within 10 minutes
 
 
 class Link(SQLModel, table=True):
@@ -164,3 +170,13 @@ class SeenDelivery(SQLModel, table=True):
     delivery_id: str = Field(primary_key=True, max_length=128)
     integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
     seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Lease(SQLModel, table=True):
+    """A named lease held by one process at a time (e.g. the active scheduler), renewed before it expires."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime

@@ -43,3 +43,28 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     upgrade(database_url)
     upgrade(database_url)
     assert _drift(database_url) == []
+
+
+def test_upgrade_keeps_existing_rows(database_url: str) -> None:
+    """Each revision applies to a database holding data written by the previous one."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0001")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO integration (id, name, enabled, tenant_domain, extra_domains, tenant_id, client_id, "
+                "client_secret_enc, booking_base_url, booking_api_key_enc, hook_secret_enc, default_store_id, "
+                "ignore_tags, block_minutes, horizon_days, direction, private_events, exclude_subjects, "
+                "show_pending_as_tentative, created_at, updated_at) VALUES ('i1', 'n', true, 'contoso.com', '[]', "
+                "'t', 'c', 'x', 'https://b', 'x', 'x', 's', '[]', 15, 180, 'both', 'sync_hidden', '[]', true, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            conn.execute(text("INSERT INTO room (id, integration_id, email, name, mailbox_id, active, attributes, "
+                              "updated_at) VALUES ('r1', 'i1', 'a@contoso.com', 'A', 'm', true, '{}', CURRENT_TIMESTAMP)"))
+        upgrade(database_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT polling FROM room WHERE id = 'r1'")).scalar() in (False, 0)
+    finally:
+        engine.dispose()
+    assert _drift(database_url) == []
