@@ -49,7 +49,7 @@ def decide_outlook_change(outcome: Outcome, link: Link | None) -> Action:
     if isinstance(outcome, Refusal):
         if live_loan and outcome.rule == "rooms":
             return CancelLoan(live_loan, outcome.message)
-        return Journal(outcome)
+        return Journal(outcome) if outcome.worth_journaling else Nothing(outcome.message)
     if live_loan is None:
         if link is not None and link.state == "cancelled":
             return Nothing("the loan of this meeting was cancelled")

@@ -46,6 +46,14 @@ class Refusal:
     rule: str
     message: str
 
+    @property
+    def worth_journaling(self) -> bool:
+        # Reconciliation reads every meeting of a room, including past ones and other people's: not news.
+        return self.rule not in QUIET_RULES
+
+
+QUIET_RULES = frozenset({"not_eligible", "past"})
+
 
 @dataclass(frozen=True)
 class Gone:
@@ -109,7 +117,7 @@ def evaluate(event: OutlookEvent, policy: Policy, imported_rooms: set[str], now:
     if event.start >= event.end:
         return Refusal("invalid", "dates", "start is not before end")
     if event.end <= now:
-        return Refusal("invalid", "dates", "the meeting is over")
+        return Refusal("skipped", "past", "the meeting is over")
     if event.start > now + timedelta(days=policy.horizon_days):
         return Refusal("invalid", "dates", f"starts beyond the {policy.horizon_days}-day horizon")
 

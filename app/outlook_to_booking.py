@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -33,23 +33,49 @@ def idempotency_key(integration_id: str, ical_uid: str) -> str:
     return hashlib.sha256(f"roombridge|{integration_id}|{ical_uid}".encode()).hexdigest()
 
 
+def window(policy: Policy, now: datetime) -> tuple[datetime, datetime]:
+    """The span of time synced: from a day ago (meetings in progress) to the horizon."""
+    return now - timedelta(days=1), now + timedelta(days=policy.horizon_days)
+
+
 def process_room_event(rt: Runtime, integration_id: str, room_id: str, event_id: str) -> None:
     """Bring the loan of the meeting behind `event_id` (on `room_id`'s calendar) in line with Outlook."""
+    context = room_context(rt, integration_id, room_id)
+    if context is None:
+        return
+    integration, policy, room = context
+    event = rt.graph_call(room.mailbox_id, rt.graph(integration).get_event(room.mailbox_id, event_id))
+    if event is None:
+        copy_gone(rt, integration, room, event_id)
+        return
+    handle_event(rt, integration, policy, room, event)
+
+
+def room_context(rt: Runtime, integration_id: str, room_id: str) -> tuple[Integration, Policy, Room] | None:
     with session_scope(rt.engine) as s:
         integration = s.get(Integration, integration_id)
         room = s.get(Room, room_id)
-    if integration is None or room is None or not integration.enabled:
-        return
+    if integration is None or room is None or not integration.enabled or not room.active:
+        return None
     policy = Policy.of(integration)
     if not policy.outlook_to_booking:
-        return
+        return None
+    return integration, policy, room
 
-    event = rt.run(rt.graph(integration).get_event(room.mailbox_id, event_id))
-    if event is None:
-        _copy_gone(rt, integration, policy, room, event_id)
+
+def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent) -> None:
+    """One event as read from `room`'s calendar (by a hint or by reconciliation)."""
+    if event.type == "seriesMaster":
+        # The series itself is never a loan; each occurrence in the window is (SPEC §6, recurring meetings).
+        start, end = window(policy, datetime.now(UTC))
+        graph = rt.graph(integration)
+        for occurrence in rt.graph_call(room.mailbox_id, graph.instances(room.mailbox_id, event.id, start, end)):
+            handle_event(rt, integration, policy, room, occurrence)
         return
     # Read as the room's e-mail so that the rules can tell the room's own answer from the stale ones of others.
     event = replace(event, mailbox=room.email)
+    if policy.exclude_subjects and policy.in_tenant(event.organizer_email):
+        event = replace(event, subject=_organiser_subject(rt, integration, event))
     with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
         with session_scope(rt.engine) as s:
             link = _link(s, integration.id, event.ical_uid)
@@ -59,7 +85,18 @@ def process_room_event(rt: Runtime, integration_id: str, room_id: str, event_id:
         _apply(rt, integration, link, event.ical_uid, outcome, copy=(room, event))
 
 
-def _copy_gone(rt: Runtime, integration: Integration, policy: Policy, room: Room, event_id: str) -> None:
+def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEvent) -> str:
+    """Exchange replaces a room copy's subject with the organiser's name: exclusions need the organiser's copy.
+
+    Only read when the integration has exclusion patterns, so that the usual path costs one Graph read per change.
+    """
+    graph = rt.graph(integration)
+    original = rt.graph_call(event.organizer_email,
+                             graph.find_event_by_ical_uid(event.organizer_email, event.ical_uid))
+    return original.subject if original is not None else event.subject
+
+
+def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
     """A room's copy was deleted: drop that room from the loan, or cancel the loan if it was the last one."""
     with session_scope(rt.engine) as s:
         copy = s.exec(select(EventCopy).where(EventCopy.room_id == room.id, EventCopy.event_id == event_id)).first()

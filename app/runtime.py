@@ -12,15 +12,18 @@ from typing import Any, TypeVar
 
 import redis
 from dramatiq.asyncio import EventLoopThread
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 from sqlalchemy.engine import Engine
 
 from .booking.client import BookingClient
 from .crypto import SecretBox
 from .db import make_engine
 from .graph.gateway import GraphGateway
+from .hints import HintGate
 from .locks import LocalLocks, RedisLocks
 from .models import Integration
 from .settings import Settings
+from .throttle import MailboxSlots
 
 T = TypeVar("T")
 
@@ -34,6 +37,8 @@ class Runtime:
         self.box = SecretBox(settings.secret_key.get_secret_value())
         self.redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
         self.locks: LocalLocks | RedisLocks = RedisLocks(self.redis) if self.redis else LocalLocks()
+        self.hints = HintGate(self.redis)
+        self.slots = MailboxSlots(RedisBackend(client=self.redis) if self.redis else StubBackend())
         self._guard = threading.Lock()
         self._loop: EventLoopThread | None = None
         # Clients are cached per integration and rebuilt when its credentials or endpoints change.
@@ -49,6 +54,15 @@ class Runtime:
                 self._loop = EventLoopThread(logging.getLogger("roombridge.loop"))
                 self._loop.start(timeout=5)
         return self._loop.run_coroutine(coro)
+
+    def graph_call(self, mailbox: str, coro: Coroutine[Any, Any, T]) -> T:
+        """A Graph request on `mailbox`, holding one of its concurrency slots (raises `MailboxBusy`)."""
+        try:
+            with self.slots.hold(mailbox):
+                return self.run(coro)
+        except BaseException:
+            coro.close()  # never awaited when no slot was had: close it to avoid a warning
+            raise
 
     # --- clients -----------------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
+from dramatiq.common import dq_name
 from starlette.testclient import TestClient
 
 from app.migrate import upgrade
@@ -35,15 +35,17 @@ class Queue:
         self.broker = broker
 
     def count(self, queue: str) -> int:
-        if hasattr(self.broker, "client"):  # Redis
-            return self.broker.client.hlen(f"{self.broker.namespace}:{queue}.msgs")
-        return self.broker.queues[queue].qsize()
+        return len(self.messages(queue))
 
     def messages(self, queue: str) -> list[dict]:
-        if hasattr(self.broker, "client"):
-            raw = self.broker.client.hvals(f"{self.broker.namespace}:{queue}.msgs")
-            return [json.loads(m) for m in raw]
-        return [json.loads(m) for m in list(self.broker.queues[queue].queue)]
+        """Messages waiting in `queue`, delayed ones (dramatiq's `.DQ` queue) included."""
+        out = []
+        for name in (queue, dq_name(queue)):
+            if hasattr(self.broker, "client"):  # Redis
+                out += self.broker.client.hvals(f"{self.broker.namespace}:{name}.msgs")
+            elif name in self.broker.queues:
+                out += list(self.broker.queues[name].queue)
+        return [json.loads(m) for m in out]
 
 
 @pytest.fixture(params=["embedded", "postgres+redis"])
@@ -98,6 +100,20 @@ def test_official_notification_as_is_names_an_unknown_subscription_and_is_droppe
     assert r.status_code == 202  # Graph must not retry, and learns nothing
     assert r.content == b""
     assert queue.count("hints") == 0
+
+
+def test_duplicate_notifications_for_one_event_cost_one_job(stack) -> None:
+    """Exchange often sends 2–3 `updated` for one edit, and an `updated` right after `created` (SPEC §6, case 1)."""
+    client, queue, sub = stack
+    created = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE)
+    updated = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE, changeType="updated")
+    for payload in (created, updated, updated, updated):
+        assert client.post("/graph/notifications", json=payload).status_code == 202
+    assert queue.count("hints") == 1
+    other = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE)
+    other["value"][0]["resourceData"]["id"] = "another-event"
+    assert client.post("/graph/notifications", json=other).status_code == 202
+    assert queue.count("hints") == 2
 
 
 def test_wrong_client_state_is_rejected(stack) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dramatiq
 
 import app.queue  # noqa: F401  (placeholder broker before any actor is declared)
-from app import outlook_to_booking, rooms, subscriptions
+from app import hints, outlook_to_booking, reconcile, rooms, subscriptions
 from app import journal
 from app.booking.client import BookingConflict, BookingRejected, BookingUnavailable
 from app.db import session_scope
 from app.graph.errors import GraphAuthError, GraphThrottled
 from app.locks import LockTimeout
+from app.throttle import MailboxBusy
 from app.logging import get_logger
 from app.runtime import current
 
@@ -47,8 +48,8 @@ class _Retryable:
             delay_s = exc.retry_after or 2.0
             log.warning("remote busy, job retried", error=str(exc), retry_after_s=delay_s)
             raise dramatiq.Retry(delay=int(delay_s * 1000)) from None
-        if isinstance(exc, LockTimeout):
-            raise dramatiq.Retry(delay=1000) from None
+        if isinstance(exc, LockTimeout | MailboxBusy):
+            raise dramatiq.Retry(delay=BUSY_RETRY_MS) from None
         if isinstance(exc, BookingRejected | BookingConflict | GraphAuthError) and self.integration_id:
             with session_scope(current().engine) as s:
                 journal.record(s, self.integration_id, self.what, "fail", "error", str(exc))
@@ -56,12 +57,24 @@ class _Retryable:
         return False
 
 
-OPTIONS = dict(max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS,
+MAX_WAITS = 500  # 'come back later' retries (throttling, busy mailbox) are waits, not failures
+BUSY_RETRY_MS = 250
+
+
+def _should_retry(retries: int, exc: BaseException) -> bool:
+    if isinstance(exc, dramatiq.Retry):
+        return retries < MAX_WAITS
+    return retries < MAX_RETRIES
+
+
+OPTIONS = dict(retry_when=_should_retry, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS,
                time_limit=TIME_LIMIT_MS)
 
 
 @dramatiq.actor(queue_name="hints", **OPTIONS)
 def process_room_event(integration_id: str, room_id: str, event_id: str, change_type: str) -> None:
+    # Hints arriving from now on get a job of their own: this one may read Graph before their change.
+    current().hints.release(hints.key(room_id, event_id))
     with _Retryable(integration_id, outlook_to_booking.DIRECTION):
         outlook_to_booking.process_room_event(current(), integration_id, room_id, event_id)
 
@@ -87,4 +100,25 @@ def handle_lifecycle(subscription_id: str, event: str) -> None:
         subscriptions.handle_lifecycle(current(), subscription_id, event)
 
 
-ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle]
+@dramatiq.actor(queue_name="hints", **OPTIONS)
+def reconcile_room(room_id: str, full: bool = False) -> None:
+    with _Retryable():
+        reconcile.reconcile_room(current(), room_id, full=full)
+
+
+def send_event_hint(integration_id: str, room_id: str, event_id: str, change_type: str) -> bool:
+    """Enqueue one read for a burst of hints about the same event (SPEC §6); False if one is already pending."""
+    if not current().hints.claim(hints.key(room_id, event_id)):
+        return False
+    process_room_event.send_with_options(args=(integration_id, room_id, event_id, change_type),
+                                         delay=hints.COALESCE_WINDOW_MS)
+    return True
+
+
+@dramatiq.actor(queue_name="admin", **OPTIONS)
+def renew_subscription(subscription_id: str, reauthorize: bool = False) -> None:
+    with _Retryable():
+        subscriptions.renew(current(), subscription_id, reauthorize=reauthorize)
+
+
+ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle, reconcile_room, renew_subscription]

@@ -18,6 +18,10 @@ class GraphConflict(GraphError):
     pass
 
 
+class GraphGone(GraphError):
+    """A delta token Graph no longer honours (`410 Gone`, `syncStateNotFound`): restart with a full sync."""
+
+
 class GraphThrottled(GraphError):
     """429/503/504, or the service could not be reached: the job queue retries after `retry_after` seconds."""
 

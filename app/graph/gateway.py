@@ -7,6 +7,7 @@ the job queue owns retries (a worker must not sleep holding a mailbox slot, and 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -19,12 +20,26 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.attendee import Attendee as SdkAttendee
+from msgraph.generated.models.attendee_type import AttendeeType
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+from msgraph.generated.models.email_address import EmailAddress
+from msgraph.generated.models.event import Event as SdkEvent
+from msgraph.generated.models.free_busy_status import FreeBusyStatus
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.location import Location
+from msgraph.generated.models.location_type import LocationType
+from msgraph.generated.models.location_unique_id_type import LocationUniqueIdType
 from msgraph.generated.models.subscription import Subscription as SdkSubscription
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
+from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
+from msgraph.generated.users.item.events.item.instances.instances_request_builder import InstancesRequestBuilder
 from msgraph_core import GraphClientFactory
 
 from ..settings import DEFAULT_AUTHORITY_HOST
 from ..timezones import parse_graph_datetime
-from .errors import GraphAuthError, GraphConflict, GraphError, GraphNotFound, GraphThrottled
+from .errors import GraphAuthError, GraphConflict, GraphError, GraphGone, GraphNotFound, GraphThrottled
 from .types import Attendee, GraphRoom, GraphSubscription, OutlookEvent
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -187,6 +202,65 @@ class GraphGateway:
             return None
         return to_outlook_event(ev, mailbox) if ev is not None else None
 
+    async def find_event_by_ical_uid(self, mailbox: str, ical_uid: str) -> OutlookEvent | None:
+        """The copy of a meeting (occurrence) in `mailbox`, found by its iCalUId."""
+        builder = self._client.users.by_user_id(mailbox).events
+        config = _config(IMMUTABLE_IDS, UTC_TIMES)
+        escaped = ical_uid.replace("'", "''")
+        config.query_parameters = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+            filter=f"iCalUId eq '{escaped}'", top=1)
+        page = await self._call("find event", lambda: builder.get(config))
+        found = (page.value or []) if page is not None else []
+        return to_outlook_event(found[0], mailbox) if found else None
+
+    async def instances(self, mailbox: str, master_id: str, start: datetime, end: datetime) -> list[OutlookEvent]:
+        """The occurrences and exceptions of a series in [start, end)."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(master_id).instances
+        config = _config(IMMUTABLE_IDS, UTC_TIMES)
+        config.query_parameters = InstancesRequestBuilder.InstancesRequestBuilderGetQueryParameters(
+            start_date_time=_iso(start), end_date_time=_iso(end))
+        out: list[OutlookEvent] = []
+        page = await self._call("list occurrences", lambda: builder.get(config))
+        while page is not None:
+            out.extend(to_outlook_event(e, mailbox) for e in page.value or [])
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+            page = await self._call("list occurrences", lambda: builder.with_url(next_link).get(
+                _config(IMMUTABLE_IDS, UTC_TIMES)))
+        return out
+
+    async def calendar_delta(
+        self, mailbox: str, start: datetime, end: datetime, delta_link: str | None = None
+    ) -> tuple[list[OutlookEvent], list[str], str | None]:
+        """One calendarView delta round: (changed events, ids reported `@removed`, the next deltaLink).
+
+        Without `delta_link`, a full sync of [start, end). Raises `GraphGone` when the token is no longer honoured.
+        """
+        builder = self._client.users.by_user_id(mailbox).calendar_view.delta
+        changed: list[OutlookEvent] = []
+        removed: list[str] = []
+        if delta_link:
+            page = await self._call("calendar delta", lambda: builder.with_url(delta_link).get(
+                _config(IMMUTABLE_IDS, UTC_TIMES)))
+        else:
+            config = _config(IMMUTABLE_IDS, UTC_TIMES, "odata.maxpagesize=100")
+            config.query_parameters = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                start_date_time=_iso(start), end_date_time=_iso(end))
+            page = await self._call("calendar delta", lambda: builder.get(config))
+        while page is not None:
+            for ev in page.value or []:
+                if "@removed" in (ev.additional_data or {}):
+                    removed.append(ev.id)
+                else:
+                    changed.append(to_outlook_event(ev, mailbox))
+            next_link = getattr(page, "odata_next_link", None)
+            if not next_link:
+                return changed, removed, getattr(page, "odata_delta_link", None)
+            page = await self._call("calendar delta", lambda: builder.with_url(next_link).get(
+                _config(IMMUTABLE_IDS, UTC_TIMES)))
+        return changed, removed, None
+
     # --- subscriptions ---------------------------------------------------------------------------------------------
 
     async def create_subscription(
@@ -220,6 +294,94 @@ class GraphGateway:
         except GraphNotFound:
             pass
 
+    async def list_subscriptions(self) -> list[dict[str, Any]]:
+        """This app's subscriptions (all pages) as `{"id", "resource", "notification_url"}`."""
+        found: list[dict[str, Any]] = []
+        page = await self._call("list subscriptions", lambda: self._client.subscriptions.get())
+        while page is not None:
+            found.extend({"id": s.id, "resource": s.resource or "", "notification_url": s.notification_url}
+                         for s in page.value or [] if s.id)
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+            page = await self._call("list subscriptions", lambda: self._client.subscriptions.with_url(next_link).get())
+        return found
+
+    async def mailbox_settings(self, mailbox: str) -> dict[str, Any]:
+        """A mailbox's `timeZone` and `workingHours` as plain values; zone names as Graph gives them (Windows or IANA):
+        `{"time_zone", "working_days", "working_start", "working_end", "working_time_zone"}`."""
+        builder = self._client.users.by_user_id(mailbox).mailbox_settings
+        settings = await self._call("get mailbox settings", lambda: builder.get())
+        hours = settings.working_hours if settings else None
+        return {
+            "time_zone": settings.time_zone if settings else None,
+            "working_days": [_enum(d) for d in (hours.days_of_week or [])] if hours else [],
+            "working_start": hours.start_time if hours else None,
+            "working_end": hours.end_time if hours else None,
+            "working_time_zone": hours.time_zone.name if hours and hours.time_zone else None,
+        }
+
+    # --- event writes (booking → Outlook, SPEC §7) ------------------------------------------------------------------
+
+    async def create_event(self, mailbox: str, write: EventWrite) -> OutlookEvent:
+        """Create in `mailbox`'s calendar; its `transactionId` makes a repeated create return the first event."""
+        body = write.sdk_event()
+        body.transaction_id = write.transaction_id
+        events = self._client.users.by_user_id(mailbox).events
+        ev = await self._call("create event", lambda: events.post(body, _config(IMMUTABLE_IDS, UTC_TIMES)))
+        assert ev is not None
+        return to_outlook_event(ev, mailbox)
+
+    async def patch_event(self, mailbox: str, event_id: str, write: EventWrite) -> OutlookEvent:
+        """Rewrite the fields the bridge owns (raises `GraphNotFound` if the event is gone)."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(event_id)
+        body = write.sdk_event()
+        ev = await self._call("patch event", lambda: builder.patch(body, _config(IMMUTABLE_IDS, UTC_TIMES)))
+        assert ev is not None
+        return to_outlook_event(ev, mailbox)
+
+    async def delete_event(self, mailbox: str, event_id: str) -> None:
+        """Delete (an organiser's delete cancels the meeting for its rooms); already gone (404) counts as done."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(event_id)
+        try:
+            await self._call("delete event", lambda: builder.delete(_config(IMMUTABLE_IDS)))
+        except GraphNotFound:
+            pass
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """The fields the bridge writes on an organiser's event; create and PATCH rewrite the same ones."""
+
+    subject: str
+    body_html: str
+    start: datetime  # aware
+    end: datetime
+    rooms: tuple[tuple[str, str], ...]  # (e-mail, display name), invited as `resource` attendees
+    show_as: str  # busy | tentative
+    transaction_id: str
+
+    def sdk_event(self) -> SdkEvent:
+        def when(dt: datetime) -> DateTimeTimeZone:
+            return DateTimeTimeZone(date_time=dt.astimezone(UTC).replace(tzinfo=None).isoformat(), time_zone="UTC")
+
+        return SdkEvent(
+            subject=self.subject,
+            body=ItemBody(content_type=BodyType.Html, content=self.body_html),
+            start=when(self.start),
+            end=when(self.end),
+            show_as=FreeBusyStatus(self.show_as),
+            attendees=[SdkAttendee(type=AttendeeType.Resource, email_address=EmailAddress(address=e, name=n))
+                       for e, n in self.rooms],
+            locations=[Location(display_name=n, location_type=LocationType.ConferenceRoom,
+                                location_email_address=e, unique_id=e, unique_id_type=LocationUniqueIdType.Directory)
+                       for e, n in self.rooms],
+        )
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 def _first_line(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:200]
@@ -235,6 +397,8 @@ def _translate(what: str, e: APIError) -> GraphError:
         raw = headers.get("retry-after")
         retry_after = float(raw) if raw and str(raw).replace(".", "", 1).isdigit() else DEFAULT_RETRY_AFTER_S
         return GraphThrottled(text, retry_after, status)
+    if status == 410 or code in ("syncStateNotFound", "SyncStateNotFound", "resyncRequired"):
+        return GraphGone(text, status, code)
     if status == 404:
         return GraphNotFound(text, status, code)
     if status == 409:

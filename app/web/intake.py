@@ -106,7 +106,7 @@ def _enqueue(kind: str, accepted: list[tuple[ChangeNotification, Target]]) -> No
         if event_id is None:
             log.warning("notification without event id", subscription_id=item.subscription_id)
             continue
-        actors.process_room_event.send(target.integration_id, target.room_id, event_id, item.change_type or "")
+        actors.send_event_hint(target.integration_id, target.room_id, event_id, item.change_type or "")
 
 
 async def notifications(request: Request) -> Response:

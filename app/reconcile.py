@@ -1,0 +1,64 @@
+"""Reconciliation of one room (SPEC §1.3, §4): calendarView delta over the synced window, each change fed to the
+same Outlook → booking path as a notification. It recovers what notifications missed (outages, `missed` lifecycle
+events, expired subscriptions, rooms Graph refused to subscribe) and costs one delta round when nothing changed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from . import journal
+from .db import session_scope
+from .graph.errors import GraphGone
+from .logging import get_logger
+from .models import Room, utcnow
+from .outlook_to_booking import copy_gone, handle_event, room_context, window
+from .runtime import Runtime
+
+# The delta window is fixed by its token; start a new one daily so the horizon keeps rolling forward.
+WINDOW_ROLL = timedelta(days=1)
+log = get_logger("roombridge.reconcile")
+
+
+def reconcile_room(rt: Runtime, room_id: str, full: bool = False) -> None:
+    with session_scope(rt.engine) as s:
+        room = s.get(Room, room_id)
+    if room is None:
+        return
+    context = room_context(rt, room.integration_id, room_id)
+    if context is None:
+        return
+    integration, policy, room = context
+    now = datetime.now(UTC)
+    start, end = window(policy, now)
+    link = room.delta_link
+    if full or link is None or room.delta_window_start is None or now - room.delta_window_start > WINDOW_ROLL:
+        link = None
+    graph = rt.graph(integration)
+    try:
+        changed, removed, next_link = rt.graph_call(room.mailbox_id, graph.calendar_delta(room.mailbox_id, start, end, link))
+    except GraphGone:
+        # The token expired: a full sync of the window. Links make it harmless (no duplicate loans, SPEC case 14).
+        log.info("delta token expired, full resync", room=room.email)
+        link = None
+        changed, removed, next_link = rt.graph_call(room.mailbox_id, graph.calendar_delta(room.mailbox_id, start, end))
+    window_start = room.delta_window_start if link is not None else start
+
+    for event in changed:
+        handle_event(rt, integration, policy, room, event)
+    for event_id in removed:
+        # `@removed` also reports items that merely left the window (SPEC case 15): re-read before believing it.
+        event = rt.graph_call(room.mailbox_id, graph.get_event(room.mailbox_id, event_id))
+        if event is None:
+            copy_gone(rt, integration, room, event_id)
+        else:
+            handle_event(rt, integration, policy, room, event)
+
+    with session_scope(rt.engine) as s:
+        row = s.get(Room, room_id)
+        if row is not None:
+            row.delta_link, row.delta_window_start, row.reconciled_at = next_link, window_start, utcnow()
+            s.add(row)
+        if link is None:
+            journal.record(s, integration.id, "reconcile", "reconcile", "ok",
+                           f"{room.email}: full sync of the window, {len(changed)} events, {len(removed)} removed")
