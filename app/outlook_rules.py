@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -74,31 +75,33 @@ def round_slot(start: datetime, end: datetime, block_minutes: int) -> tuple[date
     return start_r, end_r
 
 
-def evaluate(event: OutlookEvent, policy: Policy, imported_rooms: set[str], now: datetime) -> Outcome:
-    """Apply eligibility and validity rules 1–3 to one copy of a meeting, read from a room's calendar."""
+def holds_live_copy(event: OutlookEvent) -> bool:
+    """Whether the room whose calendar `event` was read from still holds the meeting (GRAPH-NOTES: a room belongs to
+    a loan when its own calendar holds a live copy; the statuses of other rooms inside a copy can be stale)."""
+    return not event.is_cancelled and event.response != "declined"
+
+
+def evaluate(event: OutlookEvent, policy: Policy, live_rooms: Collection[str], now: datetime) -> Outcome:
+    """Apply eligibility and validity rules 1–3 to one copy of a meeting, read from a room's calendar.
+
+    `event.mailbox` is that room's e-mail; `live_rooms` are the imported rooms whose own calendars hold a live copy
+    of this meeting, this room included if it does (rule 3: rooms that declined or left are not part of the loan).
+    """
     if event.type == "seriesMaster":
         return Refusal("skipped", "series_master", "a series master is never a loan; its occurrences are")
-    if event.is_cancelled:
-        return Gone("cancelled in Outlook")
+    if event.mailbox.lower() not in {a.email for a in event.attendees}:
+        # An entry written straight into the room's calendar, not a meeting the room was invited to.
+        return Refusal("skipped", "not_eligible", "the room is not an attendee of this event")
+    rooms = tuple(sorted(live_rooms))
+    if not rooms:
+        if event.is_cancelled:
+            return Gone("cancelled in Outlook")
+        return Refusal("invalid", "rooms", "every imported room declined or left the meeting")
     pattern = policy.excluded_subject(event.subject)
     if pattern is not None:
         return Refusal("skipped", "exclude_subjects", f"subject matches exclusion pattern {pattern!r}")
     if event.sensitivity in ("private", "confidential") and policy.private_events == "skip":
         return Refusal("skipped", "private_events", "private event and private_events=skip")
-
-    # Rule 3 first, because an event without any live imported room is not ours at all.
-    own_answer = {event.mailbox.lower(): event.response} if "@" in event.mailbox else {}
-    rooms = sorted(
-        {
-            a.email
-            for a in event.attendees
-            if a.email in imported_rooms and own_answer.get(a.email, a.response) != "declined"
-        }
-    )
-    if not rooms:
-        if any(a.email in imported_rooms for a in event.attendees):
-            return Refusal("invalid", "rooms", "every imported room declined the meeting")
-        return Refusal("skipped", "not_eligible", "the meeting involves no imported room")
 
     # Rule 1: organiser.
     if event.organizer_email and policy.in_tenant(event.organizer_email):
@@ -122,7 +125,7 @@ def evaluate(event: OutlookEvent, policy: Policy, imported_rooms: set[str], now:
         return Refusal("invalid", "dates", f"starts beyond the {policy.horizon_days}-day horizon")
 
     start, end = round_slot(event.start, event.end, policy.block_minutes)
-    return DesiredLoan(event.ical_uid, requester, start, end, tuple(rooms))
+    return DesiredLoan(event.ical_uid, requester, start, end, rooms)
 
 
 def apply_availability(

@@ -8,7 +8,7 @@ link remembers what was synced, so duplicate hints and the bridge's own writes c
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
@@ -21,7 +21,7 @@ from .decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide
 from .graph.types import OutlookEvent
 from .logging import get_logger
 from .models import EventCopy, Integration, Link, Room, utcnow
-from .outlook_rules import DesiredLoan, Gone, Outcome, Requester, apply_availability, evaluate
+from .outlook_rules import DesiredLoan, Gone, Outcome, Requester, apply_availability, evaluate, holds_live_copy
 from .policy import Policy
 from .runtime import Runtime
 
@@ -72,17 +72,20 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
         for occurrence in rt.graph_call(room.mailbox_id, graph.instances(room.mailbox_id, event.id, start, end)):
             handle_event(rt, integration, policy, room, occurrence)
         return
-    # Read as the room's e-mail so that the rules can tell the room's own answer from the stale ones of others.
+    # Read as the room's e-mail: the rules need to know whose copy this is.
     event = replace(event, mailbox=room.email)
-    if policy.exclude_subjects and policy.in_tenant(event.organizer_email):
+    own_live = holds_live_copy(event)
+    if own_live and policy.exclude_subjects and policy.in_tenant(event.organizer_email):
         event = replace(event, subject=_organiser_subject(rt, integration, event))
+    seen = CopySeen(room, event.id, own_live, event.change_key, event.last_modified)
     with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
         with session_scope(rt.engine) as s:
             link = _link(s, integration.id, event.ical_uid)
             rooms = _active_rooms(s, integration.id)
-        outcome = evaluate(event, policy, set(rooms), datetime.now(UTC))
+            live = _other_live_rooms(s, link, room.id) | ({room.email} if own_live else set())
+        outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC))
         outcome = _check_availability(rt, integration, outcome, rooms, link)
-        _apply(rt, integration, link, event.ical_uid, outcome, copy=(room, event))
+        _apply(rt, integration, link, event.ical_uid, outcome, seen)
 
 
 def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEvent) -> str:
@@ -97,21 +100,21 @@ def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEven
 
 
 def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
-    """A room's copy was deleted: drop that room from the loan, or cancel the loan if it was the last one."""
+    """A room's copy no longer exists: drop that room from the loan, or cancel the loan if it was the last one."""
     with session_scope(rt.engine) as s:
         copy = s.exec(select(EventCopy).where(EventCopy.room_id == room.id, EventCopy.event_id == event_id)).first()
         link = s.get(Link, copy.link_id) if copy else None
-    if copy is None or link is None:
+    if link is None:
         return
+    seen = CopySeen(room, event_id, live=False)
     with rt.locks.hold(f"meeting:{integration.id}:{link.ical_uid}"):
         with session_scope(rt.engine) as s:
-            link = s.get(Link, copy.link_id)
-            s.delete(s.get(EventCopy, copy.id))
+            link = s.get(Link, link.id)
+            others = _other_live_rooms(s, link, room.id) & set(_active_rooms(s, integration.id))
         if link is None:
             return
-        remaining = tuple(r for r in link.synced.get("rooms", []) if r != room.email)
         outcome: Outcome
-        if not remaining:
+        if not others or not link.synced:
             outcome = Gone(f"the meeting is gone from {room.email}")
         else:
             outcome = DesiredLoan(
@@ -119,9 +122,29 @@ def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) 
                 Requester(link.synced["requester_email"], link.synced["requester_name"]),
                 datetime.fromisoformat(link.synced["start"]),
                 datetime.fromisoformat(link.synced["end"]),
-                remaining,
+                tuple(sorted(others)),
             )
-        _apply(rt, integration, link, link.ical_uid, outcome, copy=None)
+        _apply(rt, integration, link, link.ical_uid, outcome, seen)
+
+
+@dataclass(frozen=True)
+class CopySeen:
+    """What was just learnt of one room's copy of the meeting."""
+
+    room: Room
+    event_id: str
+    live: bool
+    change_key: str | None = None
+    last_modified: datetime | None = None
+
+
+def _other_live_rooms(s: Session, link: Link | None, room_id: str) -> set[str]:
+    """Rooms other than `room_id` whose own calendars were last seen holding a live copy of the linked meeting."""
+    if link is None:
+        return set()
+    rows = s.exec(select(Room.email).join(EventCopy, EventCopy.room_id == Room.id)
+                  .where(EventCopy.link_id == link.id, EventCopy.room_id != room_id)).all()
+    return set(rows)
 
 
 def _link(s: Session, integration_id: str, ical_uid: str) -> Link | None:
@@ -155,7 +178,7 @@ def _apply(
     link: Link | None,
     ical_uid: str,
     outcome: Outcome,
-    copy: tuple[Room, OutlookEvent] | None,
+    seen: CopySeen,
 ) -> None:
     action = decide_outlook_change(outcome, link)
     booking = rt.booking(integration)
@@ -203,18 +226,22 @@ def _apply(
             s.add(current)
             s.flush()
             journal.record(s, integration.id, DIRECTION, verb, "ok", message, ical_uid=ical_uid, loan_id=loan.id)
-        if copy is not None and current is not None and current.id is not None:
-            _remember_copy(s, current, *copy)
+        if current is not None:
+            _remember_copy(s, current, seen)
 
 
-def _remember_copy(s: Session, link: Link, room: Room, event: OutlookEvent) -> None:
+def _remember_copy(s: Session, link: Link, seen: CopySeen) -> None:
+    """Keep one row per room holding a live copy; a copy that declined, was cancelled or vanished loses its row."""
     s.flush()
-    row = s.exec(select(EventCopy).where(EventCopy.room_id == room.id, EventCopy.event_id == event.id)).first()
-    if row is None:
-        row = EventCopy(link_id=link.id, room_id=room.id, event_id=event.id)
-    row.change_key = event.change_key
-    link.outlook_change_key = event.change_key
-    link.outlook_modified_at = event.last_modified
+    rows = s.exec(select(EventCopy).where(EventCopy.link_id == link.id, EventCopy.room_id == seen.room.id)).all()
+    if not seen.live:
+        for row in rows:
+            s.delete(row)
+        return
+    row = rows[0] if rows else EventCopy(link_id=link.id, room_id=seen.room.id, event_id=seen.event_id)
+    row.event_id, row.change_key = seen.event_id, seen.change_key
+    link.outlook_change_key = seen.change_key
+    link.outlook_modified_at = seen.last_modified
     s.add(row)
     s.add(link)
 

@@ -20,7 +20,11 @@ WINDOW_ROLL = timedelta(days=1)
 log = get_logger("roombridge.reconcile")
 
 
-def reconcile_room(rt: Runtime, room_id: str, full: bool = False) -> None:
+def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetime | None = None) -> None:
+    """Apply the room's calendar changes since the last round (`full`: every meeting of the window).
+
+    `since` (a backfill) widens a full sync back to that date; meetings already over are still skipped by the rules.
+    """
     with session_scope(rt.engine) as s:
         room = s.get(Room, room_id)
     if room is None:
@@ -31,8 +35,11 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False) -> None:
     integration, policy, room = context
     now = datetime.now(UTC)
     start, end = window(policy, now)
+    if since is not None:
+        start, full = min(start, since), True
     link = room.delta_link
-    if full or link is None or room.delta_window_start is None or now - room.delta_window_start > WINDOW_ROLL:
+    # The window's left edge moves with time; once it has moved more than WINDOW_ROLL, start a new window.
+    if full or room.delta_window_start is None or start - room.delta_window_start > WINDOW_ROLL:
         link = None
     graph = rt.graph(integration)
     try:

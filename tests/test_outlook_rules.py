@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 from app.decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide_outlook_change
 from app.graph.types import Attendee, OutlookEvent
 from app.models import Link
-from app.outlook_rules import EPOCH, DesiredLoan, Gone, Refusal, apply_availability, evaluate, round_slot
+from app.outlook_rules import (
+    EPOCH, DesiredLoan, Gone, Refusal, apply_availability, evaluate, holds_live_copy, round_slot,
+)
 from app.policy import Policy
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-ROOMS = {"room-a@contoso.com", "room-b@contoso.com"}
+ROOMS = {"room-a@contoso.com"}  # rooms holding a live copy
 POLICY = Policy("i1", frozenset({"contoso.com"}), "desk@contoso.com")
 
 
@@ -93,27 +95,33 @@ def test_past_meetings_are_skipped_quietly() -> None:
     assert isinstance(decide_outlook_change(out, None), Nothing)
 
 
-def test_declined_room_is_not_in_the_loan() -> None:
+def test_only_rooms_holding_a_live_copy_are_in_the_loan() -> None:
     ev = meeting(attendees=(Attendee("room-a@contoso.com", "A", "resource", "accepted"),
-                            Attendee("room-b@contoso.com", "B", "resource", "declined")))
-    out = evaluate(ev, POLICY, ROOMS, NOW)
+                            Attendee("room-b@contoso.com", "B", "resource", "accepted")))  # B's line may be stale
+    out = evaluate(ev, POLICY, {"room-a@contoso.com"}, NOW)
     assert isinstance(out, DesiredLoan) and out.rooms == ("room-a@contoso.com",)
 
 
-def test_the_rooms_own_answer_wins_over_a_stale_attendee_status() -> None:
-    ev = meeting(response="declined")  # room A's own copy says declined, its attendee line still says accepted
-    out = evaluate(ev, POLICY, ROOMS, NOW)
+def test_a_copy_that_declined_or_was_cancelled_is_not_live() -> None:
+    assert holds_live_copy(meeting())
+    assert not holds_live_copy(meeting(response="declined"))
+    assert not holds_live_copy(meeting(is_cancelled=True))
+
+
+def test_no_live_room_left_is_invalid_or_gone() -> None:
+    out = evaluate(meeting(response="declined"), POLICY, set(), NOW)
     assert isinstance(out, Refusal) and out.rule == "rooms"
+    assert isinstance(evaluate(meeting(is_cancelled=True), POLICY, set(), NOW), Gone)
 
 
-def test_unimported_rooms_are_not_eligible() -> None:
-    ev = meeting(attendees=(Attendee("other@contoso.com", "X", "resource", "accepted"),))
-    out = evaluate(ev, POLICY, ROOMS, NOW)
-    assert isinstance(out, Refusal) and out.status == "skipped" and out.rule == "not_eligible"
+def test_an_entry_written_into_the_room_calendar_is_not_a_meeting_to_sync() -> None:
+    ev = meeting(attendees=(), organizer_email="room-a@contoso.com")
+    out = evaluate(ev, POLICY, {"room-a@contoso.com"}, NOW)
+    assert isinstance(out, Refusal) and out.rule == "not_eligible" and not out.worth_journaling
 
 
-def test_cancelled_meeting_is_gone() -> None:
-    assert isinstance(evaluate(meeting(is_cancelled=True), POLICY, ROOMS, NOW), Gone)
+def test_cancelled_meeting_is_gone_when_no_room_holds_it() -> None:
+    assert isinstance(evaluate(meeting(is_cancelled=True), POLICY, set(), NOW), Gone)
 
 
 def test_series_master_is_never_a_loan() -> None:

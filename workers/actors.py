@@ -6,10 +6,12 @@ Throttling is waited out by the queue, not by a sleeping worker: a `GraphThrottl
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dramatiq
 
 import app.queue  # noqa: F401  (placeholder broker before any actor is declared)
-from app import hints, outlook_to_booking, reconcile, rooms, subscriptions
+from app import booking_to_outlook, hints, outlook_to_booking, reconcile, rooms, subscriptions
 from app import journal
 from app.booking.client import BookingConflict, BookingRejected, BookingUnavailable
 from app.db import session_scope
@@ -101,9 +103,10 @@ def handle_lifecycle(subscription_id: str, event: str) -> None:
 
 
 @dramatiq.actor(queue_name="hints", **OPTIONS)
-def reconcile_room(room_id: str, full: bool = False) -> None:
+def reconcile_room(room_id: str, full: bool = False, since: str | None = None) -> None:
     with _Retryable():
-        reconcile.reconcile_room(current(), room_id, full=full)
+        reconcile.reconcile_room(current(), room_id, full=full,
+                                 since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
 
 
 def send_event_hint(integration_id: str, room_id: str, event_id: str, change_type: str) -> bool:
@@ -121,4 +124,26 @@ def renew_subscription(subscription_id: str, reauthorize: bool = False) -> None:
         subscriptions.renew(current(), subscription_id, reauthorize=reauthorize)
 
 
-ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle, reconcile_room, renew_subscription]
+@dramatiq.actor(queue_name="hints", **OPTIONS)
+def process_loan(integration_id: str, loan_id: str) -> None:
+    # Hooks arriving from now on get a job of their own: this one may read the loan before their change.
+    current().hints.release(booking_to_outlook.hint_key(integration_id, loan_id))
+    with _Retryable(integration_id, booking_to_outlook.DIRECTION):
+        booking_to_outlook.process_loan(current(), integration_id, loan_id)
+
+
+def send_loan_hint(integration_id: str, loan_id: str) -> bool:
+    """Enqueue one re-read for a burst of reverse hooks about the same loan (SPEC §7); False if one is pending."""
+    key = booking_to_outlook.hint_key(integration_id, loan_id)
+    if not current().hints.claim(key):
+        return False
+    try:
+        process_loan.send_with_options(args=(integration_id, loan_id), delay=hints.COALESCE_WINDOW_MS)
+    except BaseException:
+        current().hints.release(key)  # not enqueued: the next hook must not be swallowed by a stale mark
+        raise
+    return True
+
+
+ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle, reconcile_room, renew_subscription,
+       process_loan]

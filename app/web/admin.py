@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from datetime import date
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -167,6 +168,62 @@ async def sync_rooms(request: Request) -> Response:
     return JSONResponse({"status": "queued"}, status_code=202)
 
 
+def _enqueue_reconcile(integration_id: str, full: bool, since: str | None = None) -> int:
+    from workers import actors
+
+    with Session(current().engine) as s:
+        integration = _get(s, integration_id)
+        if not integration.enabled:
+            raise ApiError(409, "disabled", "enable the integration first")
+        room_ids = [r.id for r in s.exec(select(Room).where(Room.integration_id == integration_id,
+                                                            Room.active == True)).all()]  # noqa: E712
+    for room_id in room_ids:
+        actors.reconcile_room.send(room_id, full, since)
+    return len(room_ids)
+
+
+class BackfillRequest(BaseModel):
+    since: date
+
+
+@admin
+async def reconcile(request: Request) -> Response:
+    """Re-read every room's calendar changes now (calendarView delta) instead of waiting for the scheduler."""
+    rooms = await run_in_threadpool(_enqueue_reconcile, request.path_params["id"], False)
+    return JSONResponse({"status": "queued", "rooms": rooms}, status_code=202)
+
+
+@admin
+async def backfill(request: Request) -> Response:
+    """Sync the meetings that already exist (created before activation), from `since` to the horizon."""
+    data = await _parse(request, BackfillRequest)
+    rooms = await run_in_threadpool(_enqueue_reconcile, request.path_params["id"], True, data.since.isoformat())
+    return JSONResponse({"status": "queued", "rooms": rooms, "since": data.since.isoformat()}, status_code=202)
+
+
+@admin
+async def integration_status(request: Request) -> Response:
+    """Rooms (imported, polled), subscriptions (active, next expiry), last rooms import, the active scheduler."""
+    from ..scheduler import lease_status
+
+    def work() -> dict[str, Any]:
+        rt = current()
+        with Session(rt.engine) as s:
+            integration = _get(s, request.path_params["id"])
+            rooms = s.exec(select(Room).where(Room.integration_id == integration.id, Room.active == True)).all()  # noqa: E712
+            subs = s.exec(select(Subscription).where(Subscription.integration_id == integration.id,
+                                                     Subscription.status == "active")).all()
+        expiries = sorted(sub.expires_at for sub in subs)
+        return {
+            "rooms": {"active": len(rooms), "polled": sorted(r.email for r in rooms if r.polling)},
+            "subscriptions": {"active": len(subs), "next_expiry": expiries[0].isoformat() if expiries else None},
+            "rooms_synced_at": integration.rooms_synced_at.isoformat() if integration.rooms_synced_at else None,
+            "scheduler": lease_status(rt),
+        }
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
 def _listing(model: type, order: Any, render: Callable[[Any], dict[str, Any]]) -> Handler:
     @admin
     async def handler(request: Request) -> Response:
@@ -202,6 +259,9 @@ routes = [
     Route("/api/integrations/{id}", delete_integration, methods=["DELETE"]),
     Route("/api/integrations/{id}/rotate-hook-secret", rotate_hook_secret, methods=["POST"]),
     Route("/api/integrations/{id}/sync-rooms", sync_rooms, methods=["POST"]),
+    Route("/api/integrations/{id}/status", integration_status, methods=["GET"]),
+    Route("/api/integrations/{id}/reconcile", reconcile, methods=["POST"]),
+    Route("/api/integrations/{id}/backfill", backfill, methods=["POST"]),
     Route("/api/integrations/{id}/rooms", _listing(Room, Room.email, _plain), methods=["GET"]),
     Route("/api/integrations/{id}/subscriptions",
           _listing(Subscription, Subscription.created_at, lambda r: _plain(r, ("client_state_digest",))),
