@@ -1,92 +1,23 @@
-"""Run the real bridge as subprocesses (serve, and worker when on Redis) against a simulated tenant and booking system."""
+"""The end-to-end tests' view of `app.simulators.processes`, with the test suite's admin token and secret key."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
-
+from app.simulators.processes import Bridge, run_bridge as _run_bridge, wait_for
 from app.simulators.sandbox import Sandbox
-from app.simulators.server import free_port
 
 from ..conftest import ADMIN_TOKEN, SECRET_KEY
 
-T = TypeVar("T")
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def wait_for(check: Callable[[], T], timeout: float = 30.0, what: str = "condition", interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (httpx.HTTPError, KeyError):
-            last = None
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-class Bridge:
-    """The bridge's processes and an admin client on its HTTP port."""
-
-    def __init__(self, base_url: str, processes: list[subprocess.Popen], logs: list[Path]) -> None:
-        self.base_url = base_url
-        self.processes = processes
-        self.logs = logs
-        self.http = httpx.Client(base_url=base_url, headers=AUTH, timeout=10)
-
-    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self.http.request(method, path, **kw)
-
-    def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+__all__ = ["AUTH", "Bridge", "run_bridge", "wait_for"]
 
 
 @contextmanager
 def run_bridge(sandbox: Sandbox, tmp_path: Path, database_url: str, redis_url: str | None = None,
-               workers: int = 1) -> Iterator[Bridge]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))},
-        **sandbox.bridge_env(),
-        "DATABASE_URL": database_url,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "SECRET_KEY": SECRET_KEY,
-        "LOG_FORMAT": "json",
-        "WORKER_THREADS": "4",
-    }
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    cli = [sys.executable, "-m", "app.cli"]
-    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True, timeout=120)
-    commands = [[*cli, "serve", "--host", "127.0.0.1", "--port", str(port)]]
-    if redis_url:
-        commands += [[*cli, "worker"] for _ in range(workers)]
-    processes, logs = [], []
-    try:
-        for i, command in enumerate(commands):
-            log = tmp_path / f"bridge-{i}-{command[3]}.log"
-            logs.append(log)
-            processes.append(subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT))
-        bridge = Bridge(f"http://127.0.0.1:{port}", processes, logs)
-        wait_for(lambda: bridge.http.get("/readyz").status_code == 200, 60, "the bridge to be ready")
+               workers: int = 1, **kw: Any) -> Iterator[Bridge]:
+    with _run_bridge(sandbox, tmp_path, database_url, redis_url, workers, ADMIN_TOKEN, SECRET_KEY, **kw) as bridge:
         yield bridge
-    finally:
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()

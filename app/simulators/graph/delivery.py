@@ -60,20 +60,26 @@ class Delivery:
         self._batch_closes = 0.0
         self._random = random.Random()
         self._running = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         self._running = True
-        self._thread = threading.Thread(target=self._run, name="graph-sim-delivery", daemon=True)
-        self._thread.start()
+        self.set_senders(1)
+
+    def set_senders(self, count: int) -> None:
+        """How many notifications may be in flight at once (Graph sends concurrently; 1 keeps them in order)."""
+        while len(self._threads) < count:
+            thread = threading.Thread(target=self._run, name=f"graph-sim-delivery-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def stop(self) -> None:
         with self._cond:
             self._running = False
             self._queue.clear()
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=DELIVERY_TIMEOUT_S * 2)
+        for thread in self._threads:
+            thread.join(timeout=DELIVERY_TIMEOUT_S * 2)
 
     def notify(self, url: str, payload: dict[str, Any]) -> None:
         """Queue a change notification, applying the faults."""

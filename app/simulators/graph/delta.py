@@ -2,6 +2,10 @@
 
 A token remembers the window and the tenant change sequence it has seen. Changes to items that are (now) outside
 the window come back as `@removed`, as Graph does: clients must not read those as deletions of in-window items.
+
+Series: delta returns the occurrences and exceptions in the window, never the master. A token also remembers which
+occurrence ids it reported as present; one that is no longer there (cancelled, declined, series moved or deleted)
+comes back as `@removed`, and one whose series or exception changed comes back whole.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ class _NextPage:
     window: Window
     pending: tuple[str, ...]  # event ids still to return in this round
     upto_seq: int  # the change sequence this round covers
+    occurrences: frozenset[str] = frozenset()  # occurrence/exception ids in the window when this round started
 
 
 @dataclass(frozen=True)
 class _Baseline:
     window: Window
     since_seq: int
+    occurrences: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -59,12 +65,10 @@ class DeltaTokens:
     def initial(self, mailbox: Mailbox, window: Window, page_size: int, zone: str | None) -> DeltaPage:
         with self.tenant.lock:
             calendar = self.tenant.calendar(mailbox)
-            in_window = sorted(
-                (e for e in calendar.events.values() if e.overlaps(window.start, window.end)), key=lambda e: e.start
-            )
-            return self._page(
-                calendar, _NextPage(window, tuple(e.id for e in in_window), self.tenant.seq), page_size, zone
-            )
+            in_window = calendar.view(window.start, window.end)
+            occurrences = frozenset(e.id for e in in_window if e.series_master_id is not None)
+            state = _NextPage(window, tuple(e.id for e in in_window), self.tenant.seq, occurrences)
+            return self._page(calendar, state, page_size, zone)
 
     def follow(self, mailbox: Mailbox, token: str, page_size: int, zone: str | None) -> DeltaPage:
         with self.tenant.lock:
@@ -75,24 +79,33 @@ class DeltaTokens:
                 raise invalid_request("The token belongs to another mailbox.")
             calendar = self.tenant.calendar(mailbox)
             if isinstance(state, _Baseline):
-                state = _NextPage(state.window, self._changed_since(calendar, state.since_seq), self.tenant.seq)
+                state = self._changed_since(calendar, state)
             return self._page(calendar, state, page_size, zone)
 
-    def _changed_since(self, calendar: Calendar, since_seq: int) -> tuple[str, ...]:
-        changed = [(e.seq, e.id) for e in calendar.events.values() if e.seq > since_seq]
+    def _changed_since(self, calendar: Calendar, baseline: _Baseline) -> _NextPage:
+        since_seq, window = baseline.since_seq, baseline.window
+        changed = [(e.seq, e.id) for e in calendar.events.values() if not e.is_master and e.seq > since_seq]
         changed += [(seq, event_id) for event_id, seq in calendar.removed.items() if seq > since_seq]
-        return tuple(event_id for _, event_id in sorted(changed))
+        current = {e.id: e for e in calendar.view(window.start, window.end) if e.series_master_id is not None}
+        changed += [
+            (e.seq, e.id) for e in current.values() if e.seq > since_seq or e.id not in baseline.occurrences
+        ]
+        changed += [(self.tenant.seq, event_id) for event_id in sorted(baseline.occurrences - current.keys())]
+        pending = dict.fromkeys(event_id for _, event_id in sorted(changed))  # ordered, without repeats
+        return _NextPage(window, tuple(pending), self.tenant.seq, frozenset(current))
 
     def _page(self, calendar: Calendar, state: _NextPage, page_size: int, zone: str | None) -> DeltaPage:
         now_ids, rest = state.pending[:page_size], state.pending[page_size:]
         items = [self._render(calendar, state.window, event_id, zone) for event_id in now_ids]
         if rest:
-            return DeltaPage(items, self._issue(_NextPage(state.window, rest, state.upto_seq)), None)
-        return DeltaPage(items, None, self._issue(_Baseline(state.window, state.upto_seq)))
+            return DeltaPage(
+                items, self._issue(_NextPage(state.window, rest, state.upto_seq, state.occurrences)), None
+            )
+        return DeltaPage(items, None, self._issue(_Baseline(state.window, state.upto_seq, state.occurrences)))
 
     def _render(self, calendar: Calendar, window: Window, event_id: str, zone: str | None) -> dict[str, Any]:
-        event = calendar.events.get(event_id)
-        if event is not None and event.overlaps(window.start, window.end):
+        event = calendar.find(event_id)
+        if event is not None and not event.is_master and event.overlaps(window.start, window.end):
             return event.json(zone)
         return {"@odata.type": "#microsoft.graph.event", "id": event_id, "@removed": {"reason": "deleted"}}
 

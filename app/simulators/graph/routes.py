@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from .auth import AppRegistration
 from .backend import GraphBackend
@@ -27,9 +28,13 @@ from .errors import GraphError, invalid_request
 from .events import Event
 from .timezones import parse_iso
 
-EVENT_READ_KINDS = {"events", "event", "calendarView", "delta"}
+EVENT_READ_KINDS = {"events", "event", "calendarView", "delta", "instances"}
 EVENT_WRITE_KINDS = {"events", "event", "cancel"}
 _FILTER = re.compile(r"^\s*(iCalUId|transactionId)\s+eq\s+'([^']*)'\s*$")
+MAX_BATCH_REQUESTS = 20  # JSON batching limit
+BATCH_CONCURRENCY = 4  # batch items Graph runs at once
+BATCH_METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
+_BATCH_HEADERS = ("content-type", "retry-after", "location", "preference-applied", "etag")
 
 
 @dataclass
@@ -127,7 +132,10 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
         return run
 
     users = "/v1.0/users/{user}"
-    return [
+    routes: list[Route] = []
+    batch = BatchRunner(routes, backend)
+    routes += [
+        Route("/v1.0/$batch", endpoint("batch", batch.run, False), methods=["POST"]),
         Route("/v1.0/places/microsoft.graph.room", endpoint("places", list_rooms, False), methods=["GET"]),
         Route("/v1.0/places/graph.room", endpoint("places", list_rooms, False), methods=["GET"]),  # msgraph-sdk's
         Route(users, endpoint("user", get_user), methods=["GET"]),
@@ -135,6 +143,7 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
         Route(f"{users}/events", endpoint("events", events_collection), methods=["GET", "POST"]),
         Route(f"{users}/events/{{event_id}}", endpoint("event", event_item), methods=["GET", "PATCH", "DELETE"]),
         Route(f"{users}/events/{{event_id}}/cancel", endpoint("cancel", cancel_event), methods=["POST"]),
+        Route(f"{users}/events/{{event_id}}/instances", endpoint("instances", event_instances), methods=["GET"]),
         Route(f"{users}/calendarView", endpoint("calendarView", calendar_view), methods=["GET"]),
         Route(f"{users}/calendarView/delta", endpoint("delta", calendar_view_delta), methods=["GET"]),
         Route(f"{users}/calendarView/delta()", endpoint("delta", calendar_view_delta), methods=["GET"]),  # the SDK's
@@ -148,6 +157,7 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
         ),
         Route("/v1.0/{rest:path}", endpoint("unknown", unknown_segment, False)),
     ]
+    return routes
 
 
 # -- directory ---------------------------------------------------------------------------------------------------
@@ -199,13 +209,19 @@ async def cancel_event(call: Call) -> Response:
 
 
 async def calendar_view(call: Call) -> Response:
+    """Single instances plus the occurrences and exceptions of series in the window (never series masters)."""
     window = _window(call)
-    events = sorted(
-        (e for e in call.backend.exchange.events_of(call.user) if e.overlaps(window.start, window.end)),
-        key=lambda e: e.start,
-    )
+    events = call.backend.exchange.view(call.user, window.start, window.end)
     items = [event.json(call.zone()) for event in events]
     return call.page(items, f"users('{call.user.id}')/calendarView", call.backend.tunables.events_page_size)
+
+
+async def event_instances(call: Call) -> Response:
+    window, master_id = _window(call), call.request.path_params["event_id"]
+    events = call.backend.exchange.instances(call.user, master_id, window.start, window.end)
+    items = [event.json(call.zone()) for event in events]
+    context = f"users('{call.user.id}')/events('{master_id}')/instances"
+    return call.page(items, context, call.backend.tunables.events_page_size)
 
 
 async def calendar_view_delta(call: Call) -> Response:
@@ -250,6 +266,112 @@ def _filtered(events: list[Event], expression: str) -> list[Event]:
     field, value = match.groups()
     attribute = "ical_uid" if field == "iCalUId" else "transaction_id"
     return [e for e in events if getattr(e, attribute) == value]
+
+
+# -- $batch ------------------------------------------------------------------------------------------------------
+
+
+class BatchRunner:
+    """`POST /$batch`: each item goes through the same routes (auth, per-mailbox limit, faults, stats) in-process,
+    at most BATCH_CONCURRENCY at once; `dependsOn` waits for the named items (424 if one of them failed).
+    A throttled item is a 429 inside the 200 batch response, as Graph does."""
+
+    def __init__(self, routes: list[Route], backend: GraphBackend) -> None:
+        self.routes = routes
+        self.backend = backend
+
+    async def run(self, call: Call) -> Response:
+        body = await call.json_body()
+        items = body.get("requests")
+        if not isinstance(items, list) or not items:
+            raise GraphError(400, "BadRequest", "Invalid batch payload format: 'requests' must be a non-empty array.")
+        if len(items) > MAX_BATCH_REQUESTS:
+            raise GraphError(
+                400, "BadRequest", f"Invalid batch payload format: at most {MAX_BATCH_REQUESTS} requests per batch."
+            )
+        ids = [self._check(item) for item in items]
+        if len(set(ids)) != len(ids):
+            raise GraphError(400, "BadRequest", "Invalid batch payload format: request ids must be unique.")
+        for item in items:
+            for dependency in _depends_on(item):
+                if dependency not in ids or dependency == item["id"]:
+                    raise GraphError(400, "BadRequest", f"Invalid dependsOn '{dependency}' in request {item['id']}.")
+        self.backend.stats.add("batch_items", len(items))
+        finished = {item_id: asyncio.Event() for item_id in ids}
+        results: dict[str, dict[str, Any]] = {}
+        slots = asyncio.Semaphore(BATCH_CONCURRENCY)
+        transport = httpx.ASGITransport(app=Router(routes=self.routes), raise_app_exceptions=False)
+        authorization = call.request.headers.get("authorization", "")
+        async with httpx.AsyncClient(transport=transport, base_url=str(call.request.base_url)) as client:
+
+            async def one(item: dict[str, Any]) -> None:
+                try:
+                    for dependency in _depends_on(item):
+                        await finished[dependency].wait()
+                    if any(results[d]["status"] >= 400 for d in _depends_on(item)):
+                        results[item["id"]] = _item_error(item["id"], 424, "FailedDependency", "A dependency failed.")
+                        return
+                    async with slots:
+                        results[item["id"]] = await self._dispatch(client, authorization, item)
+                finally:
+                    finished[item["id"]].set()
+
+            await asyncio.gather(*(one(item) for item in items))
+        return call.json({"responses": [results[item_id] for item_id in ids]})
+
+    @staticmethod
+    def _check(item: object) -> str:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise GraphError(400, "BadRequest", "Invalid batch payload format: every request needs a string id.")
+        if str(item.get("method", "")).upper() not in BATCH_METHODS or not isinstance(item.get("url"), str):
+            raise GraphError(400, "BadRequest", f"Invalid method or url in batch request {item['id']}.")
+        if "headers" in item and not isinstance(item["headers"], dict):
+            raise GraphError(400, "BadRequest", f"Invalid headers in batch request {item['id']}.")
+        return str(item["id"])
+
+    async def _dispatch(self, client: httpx.AsyncClient, authorization: str, item: dict[str, Any]) -> dict[str, Any]:
+        url = str(item["url"])
+        if url.lower().startswith(("http://", "https://")):
+            parts = urlsplit(url)
+            url = parts.path.removeprefix("/v1.0") + (f"?{parts.query}" if parts.query else "")
+        path = "/v1.0/" + url.lstrip("/")
+        if urlsplit(path).path.rstrip("/") == "/v1.0/$batch":
+            return _item_error(item["id"], 400, "BadRequest", "A batch can't contain another batch.")
+        headers = {"Authorization": authorization, **{str(k): str(v) for k, v in (item.get("headers") or {}).items()}}
+        content: bytes | None = None
+        if item.get("body") is not None:
+            body = item["body"]
+            content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        response = await client.request(str(item["method"]).upper(), path, headers=headers, content=content)
+        result: dict[str, Any] = {
+            "id": item["id"],
+            "status": response.status_code,
+            "headers": {
+                "-".join(p.capitalize() for p in name.split("-")): response.headers[name]
+                for name in _BATCH_HEADERS
+                if name in response.headers
+            },
+        }
+        if response.content:
+            try:
+                result["body"] = response.json()
+            except ValueError:
+                result["body"] = response.text
+        return result
+
+
+def _depends_on(item: dict[str, Any]) -> list[str]:
+    return [str(d) for d in item.get("dependsOn") or []]
+
+
+def _item_error(item_id: str, status: int, code: str, message: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "status": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": {"error": {"code": code, "message": message}},
+    }
 
 
 # -- subscriptions -----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -161,8 +161,14 @@ class GraphSimulator:
         body: str = "",
         attendees: Sequence[str] = (),
         transaction_id: str | None = None,
+        recurrence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Like Outlook: POST /users/{organizer}/events with the rooms as `resource` attendees and locations."""
+        """Like Outlook: POST /users/{organizer}/events with the rooms as `resource` attendees and locations.
+
+        `recurrence` (a Graph patternedRecurrence, e.g. `{"pattern": {"type": "weekly", "interval": 1, "daysOfWeek":
+        ["monday"]}, "range": {"type": "numbered", "startDate": "2026-11-23", "numberOfOccurrences": 10}}`) makes it
+        a series: `start`/`end` give the first occurrence's times, kept as wall-clock times in `time_zone`.
+        """
         payload: dict[str, Any] = {
             "subject": subject,
             "body": {"contentType": "html", "content": body},
@@ -180,6 +186,8 @@ class GraphSimulator:
             }
         if transaction_id is not None:
             payload["transactionId"] = transaction_id
+        if recurrence is not None:
+            payload["recurrence"] = recurrence
         event, _ = self.backend.exchange.create(self._mailbox(organizer), payload)
         return event.json()
 
@@ -217,6 +225,78 @@ class GraphSimulator:
             changes["locations"] = [self._location(room) for room in rooms]
         return self.backend.exchange.update(mailbox, event_id, changes).json()
 
+    # -- recurring meetings ----------------------------------------------------------------------------------------
+
+    def calendar_view(self, user: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """As GET /users/{user}/calendarView: single instances, occurrences and exceptions (never masters)."""
+        return [event.json() for event in self.backend.exchange.view(self._mailbox(user), start, end)]
+
+    def occurrences(self, user: str, master_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """As GET /users/{user}/events/{master_id}/instances?startDateTime&endDateTime."""
+        return [event.json() for event in self.backend.exchange.instances(self._mailbox(user), master_id, start, end)]
+
+    def occurrence(self, user: str, master_id: str, occurrence_start: datetime | date) -> dict[str, Any]:
+        """One occurrence/exception of a series (see `update_occurrence` for `occurrence_start`)."""
+        return self.backend.exchange.get(self._mailbox(user), self.occurrence_id(user, master_id, occurrence_start)).json()
+
+    def update_occurrence(
+        self,
+        user: str,
+        master_id: str,
+        occurrence_start: datetime | date,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        subject: str | None = None,
+        time_zone: str = "UTC",
+        patch: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """As PATCH on one occurrence: it becomes an exception; the organiser's change goes to the rooms.
+
+        `occurrence_start` names the occurrence: its original start (aware datetime), or its local date in the
+        series' recurrence time zone. Returns the exception's JSON.
+        """
+        mailbox = self._mailbox(user)
+        original = self._original_start(mailbox, master_id, occurrence_start)
+        changes: dict[str, Any] = dict(patch or {})
+        if start is not None:
+            changes["start"] = _date_time_time_zone(start, time_zone)
+        if end is not None:
+            changes["end"] = _date_time_time_zone(end, time_zone)
+        if subject is not None:
+            changes["subject"] = subject
+        return self.backend.exchange.update_occurrence(mailbox, master_id, original, changes).json()
+
+    def cancel_occurrence(self, user: str, master_id: str, occurrence_start: datetime | date) -> None:
+        """As POST /events/{occurrenceId}/cancel by the organiser: only that occurrence goes (rooms' copies too)."""
+        mailbox = self._mailbox(user)
+        original = self._original_start(mailbox, master_id, occurrence_start)
+        self.backend.exchange.cancel_occurrence(mailbox, master_id, original)
+
+    def occurrence_id(self, user: str, master_id: str, occurrence_start: datetime | date) -> str:
+        """The id of one occurrence of the series `master_id` on `user`'s calendar (stable: keyed by the master and
+        the occurrence's original local date)."""
+        mailbox = self._mailbox(user)
+        original = self._original_start(mailbox, master_id, occurrence_start)
+        return self.backend.exchange.get(mailbox, master_id).occurrence_id(original)
+
+    def _original_start(self, mailbox: Mailbox, master_id: str, occurrence_start: datetime | date) -> datetime:
+        if isinstance(occurrence_start, datetime):
+            if occurrence_start.tzinfo is None:
+                raise ValueError("datetimes given to the simulator must be timezone-aware")
+            return occurrence_start.astimezone(UTC)
+        master = self.backend.exchange.get(mailbox, master_id)
+        if master.recurrence is None:
+            raise GraphError(400, "ErrorInvalidRequest", "Not a series master.")
+        zone = resolve_zone(master.recurrence.zone)
+        for original, _, _ in master.occurrence_slots():
+            local_day = original.astimezone(zone).date()
+            if local_day == occurrence_start:
+                return original
+            if local_day > occurrence_start:
+                break
+        raise GraphError(404, "ErrorItemNotFound", f"The series has no occurrence on {occurrence_start}.")
+
     def cancel_event(self, user: str, event_id: str) -> None:
         self.backend.exchange.cancel(self._mailbox(user), event_id)
 
@@ -246,6 +326,10 @@ class GraphSimulator:
     def delivery(self) -> DeliveryFaults:
         """Notification faults, mutable at run time: `sim.delivery.duplicates = 3`, `.drop_next = 1`, …"""
         return self.backend.delivery.faults
+
+    def set_delivery_senders(self, count: int) -> None:
+        """Deliver up to `count` notifications at once (default 1: one after the other, in order)."""
+        self.backend.delivery.set_senders(count)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         return self.backend.delivery.wait_idle(timeout)

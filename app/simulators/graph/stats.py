@@ -22,6 +22,7 @@ class GraphStats:
     notifications_failed: int = 0  # given up after the retries
     lifecycle_delivered: int = 0
     tokens_issued: int = 0  # access tokens handed out by the token endpoint
+    batch_items: int = 0  # requests received inside JSON $batch envelopes (each also counted in `requests`)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property

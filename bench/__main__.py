@@ -1,0 +1,23 @@
+"""`python -m bench NAME [options]` — run one benchmark."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "burst": "bench.burst",  # 200 meetings changed, each notified 3 times: Graph reads per change, mailbox concurrency
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHMARKS:
+        print("usage: python -m bench {" + ",".join(BENCHMARKS) + "} [options]")
+        for name, module in BENCHMARKS.items():
+            print(f"  {name:<8} {importlib.import_module(module).__doc__.strip().splitlines()[0]}")
+        return 2
+    return int(importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
