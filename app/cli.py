@@ -66,9 +66,31 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    print("roombridge: the scheduler (periodic import, renewals, reconciliation) is not built yet; "
-          "see issue 'Outlook → booking' in the tracker", file=sys.stderr)
-    return 3
+    from datetime import timedelta
+
+    from . import runtime
+    from .queue import bind, make_broker
+    from .scheduler import LEASE_TTL, Scheduler
+
+    settings = _settings()
+    _logging(settings)
+    if settings.embedded_queue:
+        print("roombridge: scheduler needs REDIS_URL (without it, `roombridge serve` schedules the periodic jobs "
+              "itself)", file=sys.stderr)
+        return 2
+    rt = runtime.Runtime(settings)
+    runtime.install(rt)
+    broker = bind(make_broker(settings))
+    ttl = timedelta(seconds=args.lease_ttl) if args.lease_ttl else LEASE_TTL
+    scheduler = Scheduler(rt, lease_ttl=ttl).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    scheduler.stop()
+    broker.close()
+    rt.close()
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -99,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("worker", help="process jobs from Redis")
     p.add_argument("--threads", type=int, default=0)
     p.set_defaults(func=cmd_worker)
-    p = sub.add_parser("scheduler", help="periodic jobs (not built yet)")
+    p = sub.add_parser("scheduler", help="periodic jobs (room import, renewals, reconciliation); one active at a time")
+    p.add_argument("--lease-ttl", type=float, default=0, help="seconds a dead scheduler blocks a standby (default 30)")
     p.set_defaults(func=cmd_scheduler)
     p = sub.add_parser("migrate", help="upgrade the database schema")
     p.add_argument("--revision", default="head")

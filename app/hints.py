@@ -12,7 +12,7 @@ import time
 
 import redis
 
-COALESCE_WINDOW_MS = 500
+DEFAULT_WINDOW_MS = 500
 # A mark outlives the window in case the queue is backed up; if it expires first, the cost is one extra read.
 PENDING_TTL_MS = 60_000
 
@@ -22,14 +22,18 @@ def key(room_id: str, event_id: str) -> str:
 
 
 class HintGate:
-    def __init__(self, client: redis.Redis | None, prefix: str = "roombridge:hint:") -> None:
+    def __init__(self, client: redis.Redis | None, window_ms: int = DEFAULT_WINDOW_MS,
+                 prefix: str = "roombridge:hint:") -> None:
         self._redis = client
+        self.window_ms = window_ms
         self._prefix = prefix
         self._local: dict[str, float] = {}
         self._guard = threading.Lock()
 
     def claim(self, key: str) -> bool:
         """True if this hint is the first of its window (the caller enqueues the job)."""
+        if self.window_ms == 0:
+            return True  # coalescing off: every hint is a job
         if self._redis is not None:
             return bool(self._redis.set(self._prefix + key, b"1", nx=True, px=PENDING_TTL_MS))
         now = time.monotonic()

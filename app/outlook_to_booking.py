@@ -14,14 +14,18 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from . import journal
-from .booking.contract import LoanCreate, LoanItemRef, LoanPatch, Origin
+from .booking.client import BookingConflict
+from .booking.contract import Loan, LoanCreate, LoanItemRef, LoanPatch, Origin
 from .booking.contract import Requester as BookingRequester
+from .booking_rules import resolve_conflict
 from .db import session_scope
 from .decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide_outlook_change
 from .graph.types import OutlookEvent
 from .logging import get_logger
 from .models import EventCopy, Integration, Link, Room, utcnow
-from .outlook_rules import DesiredLoan, Gone, Outcome, Requester, apply_availability, evaluate, holds_live_copy
+from .outlook_rules import (
+    DesiredLoan, Gone, Outcome, Refusal, Requester, apply_availability, evaluate, holds_live_copy,
+)
 from .policy import Policy
 from .runtime import Runtime
 
@@ -186,13 +190,18 @@ def _apply(
         rooms = _active_rooms(s, integration.id)
     loan = None
     if isinstance(action, CreateLoan):
-        loan = booking.create_loan(_loan_create(action.desired, integration, rooms),
-                                   idempotency_key(integration.id, ical_uid))
+        try:
+            loan = booking.create_loan(_loan_create(action.desired, integration, rooms),
+                                       idempotency_key(integration.id, ical_uid))
+        except BookingConflict as e:
+            if e.code != "place_unavailable":
+                raise
+            # Taken between our availability check and the write: the same refusal as rule 4.
+            action = Journal(Refusal("invalid", "availability", f"not available in the booking system: {e}"))
     elif isinstance(action, UpdateLoan):
-        d = action.desired
-        loan = booking.patch_loan(action.loan_id, LoanPatch(
-            requester=BookingRequester(email=d.requester.email, name=d.requester.name), start=d.start, end=d.end,
-            items=[LoanItemRef(id=rooms[r].place_id) for r in d.rooms]))
+        loan = _update_loan(rt, integration, link, action, rooms, seen)
+        if loan is None:
+            return
     elif isinstance(action, CancelLoan):
         loan = booking.cancel_loan(action.loan_id, action.reason)
 
@@ -228,6 +237,38 @@ def _apply(
             journal.record(s, integration.id, DIRECTION, verb, "ok", message, ical_uid=ical_uid, loan_id=loan.id)
         if current is not None:
             _remember_copy(s, current, seen)
+
+
+def _update_loan(rt: Runtime, integration: Integration, link: Link | None, action: UpdateLoan,
+                 rooms: dict[str, Room], seen: CopySeen) -> Loan | None:
+    """PATCH the loan if the booking system has not changed it since the last sync (If-Match on its version).
+
+    If it has, both sides changed: the most recent change wins, a tie goes to the booking system (SPEC §7). Returns
+    None when the booking system wins: its own hook then rewrites Outlook (booking_to_outlook decides the same way).
+    """
+    booking = rt.booking(integration)
+    d = action.desired
+    # A booking-born meeting's organiser may be the default user standing in for an outside requester: keep the
+    # loan's real requester.
+    requester = None if link is not None and link.origin == "booking" else BookingRequester(
+        email=d.requester.email, name=d.requester.name)
+    patch = LoanPatch(requester=requester, start=d.start, end=d.end,
+                      items=[LoanItemRef(id=rooms[r].place_id) for r in d.rooms])
+    try:
+        return booking.patch_loan(action.loan_id, patch, if_match=link.booking_version if link else None)
+    except BookingConflict as e:
+        if e.code != "version_mismatch":
+            raise
+    now_loan = booking.get_loan(action.loan_id)
+    outlook_at = seen.last_modified or datetime.now(UTC)
+    winner = resolve_conflict(outlook_at, now_loan.updated_at)
+    with session_scope(rt.engine) as s:
+        journal.record(s, integration.id, DIRECTION, "resolve", "conflict",
+                       f"both sides changed: Outlook at {outlook_at.isoformat()}, booking system at "
+                       f"{now_loan.updated_at.isoformat()}: {winner} wins", ical_uid=d.ical_uid, loan_id=now_loan.id)
+    if winner == "booking":
+        return None
+    return booking.patch_loan(action.loan_id, patch)
 
 
 def _remember_copy(s: Session, link: Link, seen: CopySeen) -> None:

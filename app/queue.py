@@ -46,7 +46,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     broker: dramatiq.Broker
     if settings.redis_url:
         broker = RedisBroker(url=settings.redis_url, heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
-                             maintenance_chance=MAINTENANCE_CHANCE, namespace="roombridge")
+                             maintenance_chance=MAINTENANCE_CHANCE, namespace=settings.redis_namespace)
     else:
         broker = StubBroker()
     broker.add_middleware(RequestId())

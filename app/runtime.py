@@ -36,14 +36,18 @@ class Runtime:
         self.engine = engine or make_engine(settings.database_url)
         self.box = SecretBox(settings.secret_key.get_secret_value())
         self.redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-        self.locks: LocalLocks | RedisLocks = RedisLocks(self.redis) if self.redis else LocalLocks()
-        self.hints = HintGate(self.redis)
-        self.slots = MailboxSlots(RedisBackend(client=self.redis) if self.redis else StubBackend())
+        ns = settings.redis_namespace
+        self.locks: LocalLocks | RedisLocks = RedisLocks(self.redis, f"{ns}:lock:") if self.redis else LocalLocks()
+        self.hints = HintGate(self.redis, settings.hint_coalesce_ms, f"{ns}:hint:")
+        self.slots = MailboxSlots(RedisBackend(client=self.redis) if self.redis else StubBackend(),
+                                  settings.graph_mailbox_concurrency, prefix=f"{ns}:graph-mailbox:")
         self._guard = threading.Lock()
         self._loop: EventLoopThread | None = None
         # Clients are cached per integration and rebuilt when its credentials or endpoints change.
         self._graph: dict[str, tuple[tuple[str, ...], GraphGateway]] = {}
         self._booking: dict[str, tuple[tuple[str, ...], BookingClient]] = {}
+        self._retired_graph: list[GraphGateway] = []
+        self._retired_booking: list[BookingClient] = []
 
     # --- the event loop the async Graph SDK runs on ----------------------------------------------------------------
 
@@ -69,23 +73,21 @@ class Runtime:
     def graph(self, integration: Integration) -> GraphGateway:
         key = (integration.tenant_id, integration.client_id, integration.client_secret_enc,
                self.settings.graph_base_url, self.settings.graph_authority_host)
-        with self._guard:
+        with self._guard:  # check and create at once: two threads must never build (and race on) two clients
             cached = self._graph.get(integration.id)
             if cached and cached[0] == key:
                 return cached[1]
-        gateway = GraphGateway(
-            integration.tenant_id,
-            integration.client_id,
-            self.box.decrypt(integration.client_secret_enc),
-            base_url=self.settings.graph_base_url,
-            authority_host=self.settings.graph_authority_host,
-        )
-        with self._guard:
-            old = self._graph.get(integration.id)
+            gateway = GraphGateway(
+                integration.tenant_id,
+                integration.client_id,
+                self.box.decrypt(integration.client_secret_enc),
+                base_url=self.settings.graph_base_url,
+                authority_host=self.settings.graph_authority_host,
+            )
+            if cached:
+                self._retired_graph.append(cached[1])  # may still be in use by another thread: closed at exit
             self._graph[integration.id] = (key, gateway)
-        if old:
-            self.run(old[1].close())
-        return gateway
+            return gateway
 
     def booking(self, integration: Integration) -> BookingClient:
         key = (integration.booking_base_url, integration.booking_api_key_enc)
@@ -94,22 +96,23 @@ class Runtime:
             if cached and cached[0] == key:
                 return cached[1]
             client = BookingClient(integration.booking_base_url, self.box.decrypt(integration.booking_api_key_enc))
-            old = self._booking.get(integration.id)
+            if cached:
+                self._retired_booking.append(cached[1])
             self._booking[integration.id] = (key, client)
-        if old:
-            old[1].close()
-        return client
+            return client
 
     def close(self) -> None:
-        for _key, gateway in self._graph.values():
+        for gateway in [g for _k, g in self._graph.values()] + self._retired_graph:
             try:
                 self.run(gateway.close())
             except Exception:  # noqa: BLE001 - closing on the way out
                 pass
-        for _key, client in self._booking.values():
+        for client in [c for _k, c in self._booking.values()] + self._retired_booking:
             client.close()
         self._graph.clear()
         self._booking.clear()
+        self._retired_graph.clear()
+        self._retired_booking.clear()
         if self._loop is not None:
             self._loop.stop()
             self._loop = None

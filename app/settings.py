@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     graph_base_url: str = DEFAULT_GRAPH_BASE_URL
     graph_authority_host: str = DEFAULT_AUTHORITY_HOST
+    redis_namespace: str = Field("roombridge", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                                 description="prefix of every Redis key: deployments sharing a Redis keep apart")
     worker_threads: int = Field(8, ge=1, le=256)
+    graph_mailbox_concurrency: int = Field(4, ge=0, le=4, description="Graph requests in flight per mailbox; "
+                                           "0 = no limit (only to measure what the limit buys, in benchmarks)")
+    hint_coalesce_ms: int = Field(500, ge=0, le=60_000, description="0 turns coalescing of notifications off")
 
     @field_validator("database_url")
     @classmethod

@@ -28,13 +28,18 @@ class MailboxBusy(Exception):
 
 
 class MailboxSlots:
-    def __init__(self, backend: RateLimiterBackend, limit: int = MAILBOX_CONCURRENCY) -> None:
+    def __init__(self, backend: RateLimiterBackend, limit: int = MAILBOX_CONCURRENCY,
+                 prefix: str = "roombridge:graph-mailbox:") -> None:
         self._backend = backend
         self._limit = limit
+        self._prefix = prefix
 
     @contextmanager
     def hold(self, mailbox: str) -> Iterator[None]:
-        limiter = ConcurrentRateLimiter(self._backend, f"roombridge:graph-mailbox:{mailbox.lower()}",
+        if self._limit == 0:
+            yield
+            return
+        limiter = ConcurrentRateLimiter(self._backend, self._prefix + mailbox.lower(),
                                         limit=self._limit, ttl=SLOT_TTL_MS)
         deadline = time.monotonic() + SLOT_WAIT_S
         while True:

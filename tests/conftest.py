@@ -66,17 +66,15 @@ def redis_server() -> str:
 
 
 @pytest.fixture
-def redis_url(redis_server: str) -> Iterator[str]:
-    """Redis for one test: the queue namespace is emptied before and after."""
-    client = redis.Redis.from_url(redis_server)
-
-    def flush() -> None:
-        for key in client.scan_iter("roombridge*"):
-            client.delete(key)
-
-    flush()
+def redis_url(redis_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Redis for one test, under a namespace of its own (REDIS_NAMESPACE, inherited by the bridge processes it
+    starts), so that tests, benchmarks and developers sharing the machine's Redis never consume each other's jobs."""
+    namespace = f"rbtest-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("REDIS_NAMESPACE", namespace)
     yield redis_server
-    flush()
+    client = redis.Redis.from_url(redis_server)
+    for key in client.scan_iter(f"{namespace}*"):
+        client.delete(key)
 
 
 def make_settings(database_url: str, redis_url: str | None = None, **extra: object) -> Settings:

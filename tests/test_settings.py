@@ -59,6 +59,6 @@ def test_defaults(monkeypatch) -> None:
     assert s.embedded_queue and s.database_url.startswith("sqlite")
 
 
-def test_unfinished_scheduler_says_so_and_fails() -> None:
+def test_scheduler_without_redis_points_to_serve() -> None:
     result = run_cli(GOOD, "scheduler")
-    assert result.returncode != 0 and "not built yet" in result.stderr
+    assert result.returncode == 2 and "REDIS_URL" in result.stderr and "serve" in result.stderr

@@ -111,10 +111,20 @@ def reconcile_room(room_id: str, full: bool = False, since: str | None = None) -
 
 def send_event_hint(integration_id: str, room_id: str, event_id: str, change_type: str) -> bool:
     """Enqueue one read for a burst of hints about the same event (SPEC §6); False if one is already pending."""
-    if not current().hints.claim(hints.key(room_id, event_id)):
+    return _send_coalesced(process_room_event, hints.key(room_id, event_id),
+                           (integration_id, room_id, event_id, change_type))
+
+
+def _send_coalesced(actor: dramatiq.Actor, key: str, args: tuple) -> bool:
+    """Enqueue `actor(*args)` after the coalescing window, unless a job for `key` is already pending."""
+    gate = current().hints
+    if not gate.claim(key):
         return False
-    process_room_event.send_with_options(args=(integration_id, room_id, event_id, change_type),
-                                         delay=hints.COALESCE_WINDOW_MS)
+    try:
+        actor.send_with_options(args=args, delay=gate.window_ms or None)
+    except BaseException:
+        gate.release(key)  # not enqueued: the next hint must not be swallowed by a stale mark
+        raise
     return True
 
 
@@ -134,15 +144,8 @@ def process_loan(integration_id: str, loan_id: str) -> None:
 
 def send_loan_hint(integration_id: str, loan_id: str) -> bool:
     """Enqueue one re-read for a burst of reverse hooks about the same loan (SPEC §7); False if one is pending."""
-    key = booking_to_outlook.hint_key(integration_id, loan_id)
-    if not current().hints.claim(key):
-        return False
-    try:
-        process_loan.send_with_options(args=(integration_id, loan_id), delay=hints.COALESCE_WINDOW_MS)
-    except BaseException:
-        current().hints.release(key)  # not enqueued: the next hook must not be swallowed by a stale mark
-        raise
-    return True
+    return _send_coalesced(process_loan, booking_to_outlook.hint_key(integration_id, loan_id),
+                           (integration_id, loan_id))
 
 
 ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle, reconcile_room, renew_subscription,

@@ -16,8 +16,9 @@ from .. import runtime as runtime_mod
 from ..logging import get_logger
 from ..queue import bind, make_broker, start_worker
 from ..runtime import Runtime
+from ..scheduler import Scheduler
 from ..settings import Settings
-from . import admin, intake, ops
+from . import admin, hooks, intake, ops
 from .common import RequestIdMiddleware, error_response, handle_http_exception
 
 log = get_logger("roombridge.web")
@@ -40,11 +41,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
         broker = bind(make_broker(settings))
         worker = start_worker(broker, settings.worker_threads) if embedded_worker else None
         app.state.broker = broker
+        # Embedded mode schedules its own periodic jobs, under the same lease as `roombridge scheduler`.
+        scheduler = Scheduler(rt).start() if worker is not None and settings.embedded_queue else None
         log.info("service started", queue="in-process" if settings.embedded_queue else "redis",
                  worker="in-process" if worker else "separate")
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if worker is not None:
                 worker.stop()
             broker.close()
@@ -55,6 +60,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
     routes = [
         Route("/graph/notifications", intake.notifications, methods=["POST"]),
         Route("/graph/lifecycle", intake.lifecycle, methods=["POST"]),
+        Route("/hooks/booking/{integration_id}", hooks.booking_hook, methods=["POST"]),
         *admin.routes,
         *ops.routes,
     ]

@@ -1,0 +1,109 @@
+"""A bridge wired both ways to the sandbox: integration created, rooms imported and subscribed, reverse hooks aimed at
+the bridge. Shared by the booking → Outlook, echo and conflict end-to-end tests."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from app.simulators.sandbox import Sandbox
+
+from .harness import Bridge, run_bridge, wait_for
+
+JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
+ALICE = {"email": "alice@contoso.com", "name": "Alice Martin"}
+
+
+@dataclass
+class TwoWay:
+    sandbox: Sandbox
+    bridge: Bridge
+    integration_id: str
+    hook_secret: str
+
+    def links(self) -> list[dict[str, Any]]:
+        return self.bridge.api("GET", f"/api/integrations/{self.integration_id}/links?limit=1000").json()["items"]
+
+    def journal(self, **params: str) -> list[dict[str, Any]]:
+        query = "&".join(f"{k}={v}" for k, v in {"limit": "1000", **params}.items())
+        return self.bridge.api("GET", f"/api/integrations/{self.integration_id}/journal?{query}").json()["items"]
+
+    def organiser_events(self, user: str) -> list[dict[str, Any]]:
+        return [e for e in self.sandbox.graph.events(user) if e.get("isOrganizer")]
+
+    def quiesce(self, stable_s: float = 2.0, timeout: float = 60.0) -> None:
+        """Wait until both simulators have delivered everything and nothing moves any more for `stable_s`
+        (longer than the coalescing window, so delayed jobs have run)."""
+        sb = self.sandbox
+        deadline = time.monotonic() + timeout
+
+        def snapshot() -> tuple:
+            return (sb.booking.stats.loan_writes, sb.booking.stats.hooks_sent, sb.graph.stats.http_event_writes,
+                    sb.graph.stats.notifications_delivered, sum(sb.graph.stats.event_reads.values()),
+                    len(self.journal()), tuple(sorted((l["id"], l["updated_at"]) for l in self.links())))
+
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            sb.graph.wait_idle(10)
+            sb.booking.wait_idle(10)
+            now = snapshot()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= stable_s:
+                return
+            time.sleep(0.25)
+        raise AssertionError("the bridge never went quiet")
+
+
+@contextmanager
+def two_way(tmp_path: Path, database_url: str, redis_url: str | None = None, **settings: Any) -> Iterator[TwoWay]:
+    with Sandbox.start() as sandbox, run_bridge(sandbox, tmp_path, database_url, redis_url) as bridge:
+        r = bridge.api("POST", "/api/integrations", json=sandbox.integration(**settings))
+        assert r.status_code == 201, r.text
+        integration = r.json()
+        wait_for(lambda: len(bridge.api("GET", f"/api/integrations/{integration['id']}/subscriptions")
+                             .json()["items"]) == 2, 60, "two subscriptions")
+        wait_for(lambda: all(p.id for p in sandbox.booking.places.values()) and len(sandbox.booking.places) == 2,
+                 30, "places")
+        sandbox.booking.set_hook_target(f"{bridge.base_url}/hooks/booking/{integration['id']}",
+                                        integration["hook_secret"])
+        yield TwoWay(sandbox, bridge, integration["id"], integration["hook_secret"])
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"], name="stack")
+def stack_fixture(request, tmp_path) -> Iterator[TwoWay]:
+    """A `TwoWay` on the embedded default, and on PostgreSQL + Redis with a separate worker process."""
+    if request.param == "embedded":
+        with two_way(tmp_path, f"sqlite:///{tmp_path / 'roombridge.db'}") as tw:
+            yield tw
+    else:
+        with two_way(tmp_path, request.getfixturevalue("pg_url"), private_redis(request)) as tw:
+            yield tw
+
+
+def private_redis(request) -> str:
+    """A Redis database of its own (not db 0): test sessions running at the same time on this machine share the
+    Redis server, and their workers would otherwise take each other's jobs from the same queues."""
+    base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
+    url = f"{base}/{random.randint(1, 15)}"
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("roombridge*"):
+        client.delete(key)
+    request.addfinalizer(lambda: [client.delete(k) for k in client.scan_iter("roombridge*")] and None)
+    return url
+
+
+def slot(days: int = 1, hour: int = 9, minutes: int = 60, minute: int = 0) -> tuple[datetime, datetime]:
+    """A slot `days` ahead, in UTC."""
+    day = (datetime.now(UTC) + timedelta(days=days)).date()
+    start = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+    return start, start + timedelta(minutes=minutes)
