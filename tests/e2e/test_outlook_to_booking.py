@@ -186,3 +186,23 @@ def test_case_16_graph_429_is_waited_out_and_mailbox_concurrency_stays_under_4(s
     assert loan.requester.email == "alice@contoso.com"
     assert setup.graph.stats.faults_injected == 1
     assert all(v <= 4 for v in setup.graph.stats.max_in_flight.values())
+
+
+def test_excluded_subject_is_skipped_though_room_copies_carry_the_organisers_name(setup) -> None:
+    """Exchange replaces a room copy's subject with the organiser's name: the bridge reads the organiser's subject."""
+    assert setup.api("PATCH", "", json={"exclude_subjects": ["*entretien*"]}).status_code == 200
+    book(setup, subject="Entretien annuel")
+    book(setup, subject="Réunion d'équipe", start=tomorrow(15), end=tomorrow(16))
+    loan = only_loan(setup)
+    setup.settle()
+    assert loan.start == tomorrow(15)
+    assert any(e["rule"] == "exclude_subjects" and e["status"] == "skipped" for e in setup.journal())
+
+
+def test_private_meetings_are_skipped_when_the_integration_says_so(setup) -> None:
+    assert setup.api("PATCH", "", json={"private_events": "skip"}).status_code == 200
+    setup.graph.create_meeting("alice@contoso.com", "Médecin", tomorrow(10), tomorrow(11), rooms=[JUPITER],
+                               sensitivity="private")
+    wait_for(lambda: any(e["rule"] == "private_events" for e in setup.journal()), 30, "the skip journaled")
+    setup.settle()
+    assert setup.booking.loans == {}
