@@ -10,7 +10,7 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import CurrentMessage, Middleware
 
 from .logging import request_id_var
 from .settings import Settings
@@ -50,6 +50,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     else:
         broker = StubBroker()
     broker.add_middleware(RequestId())
+    broker.add_middleware(CurrentMessage())  # lets a job know whether it is a retry
     return broker
 
 

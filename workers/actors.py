@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 import app.queue  # noqa: F401  (placeholder broker before any actor is declared)
 from app import booking_to_outlook, hints, outlook_to_booking, reconcile, rooms, subscriptions
@@ -49,6 +50,11 @@ class _Retryable:
         if isinstance(exc, GraphThrottled | BookingUnavailable):
             delay_s = exc.retry_after or 2.0
             log.warning("remote busy, job retried", error=str(exc), retry_after_s=delay_s)
+            if isinstance(exc, BookingUnavailable) and self.integration_id and _first_attempt():
+                # An outage is news for the admin (SPEC case 17); the retries after the first are not.
+                with session_scope(current().engine) as s:
+                    journal.record(s, self.integration_id, self.what, "wait", "error",
+                                   f"{exc}; the change waits and is retried")
             raise dramatiq.Retry(delay=int(delay_s * 1000)) from None
         if isinstance(exc, LockTimeout | MailboxBusy):
             raise dramatiq.Retry(delay=BUSY_RETRY_MS) from None
@@ -57,6 +63,11 @@ class _Retryable:
                 journal.record(s, self.integration_id, self.what, "fail", "error", str(exc))
             return True
         return False
+
+
+def _first_attempt() -> bool:
+    message = CurrentMessage.get_current_message()
+    return message is None or not message.options.get("retries")
 
 
 MAX_WAITS = 500  # 'come back later' retries (throttling, busy mailbox) are waits, not failures

@@ -206,3 +206,17 @@ def test_private_meetings_are_skipped_when_the_integration_says_so(setup) -> Non
     wait_for(lambda: any(e["rule"] == "private_events" for e in setup.journal()), 30, "the skip journaled")
     setup.settle()
     assert setup.booking.loans == {}
+
+
+def test_case_17_booking_system_down_for_a_while(setup) -> None:
+    """Changes wait while the booking system is down and go through after; none lost; the journal shows the error."""
+    setup.booking.down()
+    book(setup)
+    book(setup, rooms=(SATURNE,), start=tomorrow(15), end=tomorrow(16))
+    wait_for(lambda: [e for e in setup.journal(status="error") if e["action"] == "wait"], 30,
+             "the outage in the journal")
+    assert setup.booking.loans == {}
+    setup.booking.up()
+    wait_for(lambda: len(setup.booking.loans) == 2, 60, "both loans after the outage")
+    setup.settle()
+    assert len(setup.booking.loans) == 2 and setup.booking.stats.loans_created == 2
