@@ -3,46 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import CLIENT_ID, CLIENT_SECRET, fetch_token, seeded_simulator, shared_ca, trust
+from app.simulators.graph.testing import CLIENT_SECRET, fetch_token, trust
 from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+from .common import ALICE, GRAPH_SCOPE, credential
 
 
 @pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphSimulator]:
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
+def sim(trust_ca_env: None, sim: GraphSimulator) -> GraphSimulator:
+    return sim
 
 
 def get_me(sim: GraphSimulator, ca: CertificateAuthority, authorization: str | None) -> httpx.Response:
     headers = {"Authorization": authorization} if authorization is not None else {}
-    return httpx.get(f"{sim.graph_base_url}/users/alice@contoso.com", headers=headers, verify=trust(ca))
+    return httpx.get(f"{sim.graph_base_url}/users/{ALICE}", headers=headers, verify=trust(ca))
 
 
 def test_the_sync_credential_gets_a_token_that_graph_accepts(sim: GraphSimulator, ca: CertificateAuthority) -> None:
     from azure.identity import ClientSecretCredential
 
     # Closed so that no idle TLS connection delays the server's shutdown.
-    with ClientSecretCredential(
-        sim.tenant_id, CLIENT_ID, CLIENT_SECRET, authority=sim.authority_host, disable_instance_discovery=True
-    ) as credential:
-        token = credential.get_token(GRAPH_SCOPE)
+    with credential(ClientSecretCredential, sim) as secret_credential:
+        token = secret_credential.get_token(GRAPH_SCOPE)
 
     assert token.expires_on > 0
     assert get_me(sim, ca, f"Bearer {token.token}").status_code == 200
@@ -52,10 +40,8 @@ def test_the_async_credential_gets_a_token_that_graph_accepts(sim: GraphSimulato
     from azure.identity.aio import ClientSecretCredential
 
     async def fetch() -> str:
-        async with ClientSecretCredential(
-            sim.tenant_id, CLIENT_ID, CLIENT_SECRET, authority=sim.authority_host, disable_instance_discovery=True
-        ) as credential:
-            return (await credential.get_token(GRAPH_SCOPE)).token
+        async with credential(ClientSecretCredential, sim) as secret_credential:
+            return (await secret_credential.get_token(GRAPH_SCOPE)).token
 
     assert get_me(sim, ca, f"Bearer {asyncio.run(fetch())}").status_code == 200
 
@@ -66,10 +52,8 @@ def test_a_wrong_secret_is_refused_like_entra(sim: GraphSimulator, ca: Certifica
     from azure.identity.aio import ClientSecretCredential
 
     async def fetch() -> None:
-        async with ClientSecretCredential(
-            sim.tenant_id, CLIENT_ID, "wrong", authority=sim.authority_host, disable_instance_discovery=True
-        ) as credential:
-            await credential.get_token(GRAPH_SCOPE)
+        async with credential(ClientSecretCredential, sim, secret="wrong") as secret_credential:
+            await secret_credential.get_token(GRAPH_SCOPE)
 
     with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
         asyncio.run(fetch())

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-
 import httpx
 import pytest
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import graph_client, seeded_simulator, shared_ca
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
 
-ALICE, ROOM_A, ROOM_B = "alice@contoso.com", "room-a@contoso.com", "room-b@contoso.com"
-NINE = datetime(2031, 3, 10, 9, 0, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority) -> Iterator[GraphSimulator]:
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def graph(sim: GraphSimulator, ca: CertificateAuthority) -> Iterator[httpx.Client]:
-    with graph_client(sim, ca) as client:
-        yield client
+from .common import ALICE, HOUR, NINE, ROOM_A, ROOM_B
 
 
 def test_a_batch_of_gets_answers_each_item(sim: GraphSimulator, graph: httpx.Client) -> None:

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import graph_client, seeded_simulator, shared_ca
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
 
-ALICE, ROOM_A = "alice@contoso.com", "room-a@contoso.com"
-NINE = datetime(2031, 3, 10, 9, 0, tzinfo=UTC)
-HOUR = timedelta(hours=1)
+from .common import ALICE, HOUR, NINE, ROOM_A
+
 WINDOW = {"startDateTime": "2031-03-01T00:00:00Z", "endDateTime": "2031-04-01T00:00:00Z"}
-
-
-@pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority) -> Iterator[GraphSimulator]:
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def graph(sim: GraphSimulator, ca: CertificateAuthority) -> Iterator[httpx.Client]:
-    with graph_client(sim, ca) as client:
-        yield client
 
 
 def sync(

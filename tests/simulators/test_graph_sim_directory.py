@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import ROOMS, graph_client, seeded_simulator, shared_ca
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
+from app.simulators.graph.testing import ROOMS
 
 PLACES_PATHS = ["/places/microsoft.graph.room", "/places/graph.room"]
-
-
-@pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority) -> Iterator[GraphSimulator]:
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def graph(sim: GraphSimulator, ca: CertificateAuthority) -> Iterator[httpx.Client]:
-    with graph_client(sim, ca) as client:
-        yield client
 
 
 def all_pages(graph: httpx.Client, url: str) -> list[list[dict[str, Any]]]:

@@ -3,40 +3,25 @@ exceptions, cancelled occurrences, room copies, notifications, calendarView/inst
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from azure.identity.aio import ClientSecretCredential
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from msgraph.generated.models.event_type import EventType
 from msgraph.generated.users.item.calendar_view.calendar_view_request_builder import CalendarViewRequestBuilder
-from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
 
 from app.simulators.graph import GraphSimulator
 from app.simulators.graph.recurrence import Recurrence
-from app.simulators.graph.testing import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    WebhookReceiver,
-    graph_client,
-    seeded_simulator,
-    shared_ca,
-)
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
+from app.simulators.graph.testing import WebhookReceiver
 
-ALICE, BOB = "alice@contoso.com", "bob@contoso.com"
-ROOM_A, ROOM_B = "room-a@contoso.com", "room-b@contoso.com"
+from .common import ALICE, BOB, HOUR, ROOM_A, ROOM_B, with_client
+
 PARIS = ZoneInfo("Europe/Paris")
 FIRST = datetime(2031, 3, 17, 9, 0, tzinfo=PARIS)  # a Monday; DST starts 2031-03-30 and ends 2031-10-26
-HOUR = timedelta(hours=1)
 WEEK = timedelta(weeks=1)
 YEAR_2031 = {"startDateTime": "2031-01-01T00:00:00Z", "endDateTime": "2032-01-01T00:00:00Z"}
 MARCH_APRIL = {"startDateTime": "2031-03-01T00:00:00Z", "endDateTime": "2031-04-15T00:00:00Z"}
@@ -50,30 +35,8 @@ def weekly(count: int, start: date | None = None, day: str = "monday") -> dict[s
 
 
 @pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def receiver(ca: CertificateAuthority) -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(ca).start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphSimulator]:
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))  # for the msgraph-sdk test
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def graph(sim: GraphSimulator, ca: CertificateAuthority) -> Iterator[httpx.Client]:
-    with graph_client(sim, ca) as client:
-        yield client
+def sim(trust_ca_env: None, sim: GraphSimulator) -> GraphSimulator:
+    return sim  # the CA in the environment: for the msgraph-sdk test
 
 
 def series(sim: GraphSimulator, count: int = 6, rooms: tuple[str, ...] = (ROOM_A,)) -> dict[str, Any]:
@@ -478,43 +441,25 @@ def test_the_sdk_reads_occurrences_from_calendar_view(sim: GraphSimulator) -> No
     room_id = sim.user_id(ROOM_A)
     expected = [o["iCalUId"] for o in sim.calendar_view(ROOM_A, FIRST - WEEK, FIRST + 4 * WEEK)]
 
-    async def run() -> None:
-        async with ClientSecretCredential(
-            sim.tenant_id, CLIENT_ID, CLIENT_SECRET, authority=sim.authority_host, disable_instance_discovery=True
-        ) as credential:
-            auth = AzureIdentityAuthenticationProvider(
-                credential, scopes=["https://graph.microsoft.com/.default"], allowed_hosts=["127.0.0.1"]
-            )
-            transport = httpx.AsyncHTTPTransport()
-            http_client = GraphClientFactory.create_with_default_middleware(
-                client=httpx.AsyncClient(transport=transport)
-            )
-            adapter = GraphRequestAdapter(auth, client=http_client)
-            adapter.base_url = sim.graph_base_url
-            try:
-                client = GraphServiceClient(request_adapter=adapter)
-                query = CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
-                    start_date_time="2031-03-01T00:00:00Z", end_date_time="2031-04-30T00:00:00Z"
-                )
-                page = await client.users.by_user_id(room_id).calendar_view.get(
-                    RequestConfiguration(query_parameters=query)
-                )
-                assert page is not None and page.value is not None
-                events = page.value
-                assert [e.type for e in events] == [EventType.Occurrence, EventType.Occurrence, EventType.Exception]
-                assert [e.i_cal_u_id for e in events] == expected
-                [room_master] = sim.events(ROOM_A)
-                assert {e.series_master_id for e in events} == {room_master["id"]}
-                assert events[0].original_start == FIRST.astimezone(UTC)
-                assert events[2].original_start == third.astimezone(UTC)
-                assert events[2].start is not None and events[2].start.date_time == "2031-03-31T08:00:00.0000000"
-                assert (events[0].additional_data or {}).get("uid") == master["iCalUId"]
+    async def use(client: GraphServiceClient) -> None:
+        query = CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
+            start_date_time="2031-03-01T00:00:00Z", end_date_time="2031-04-30T00:00:00Z"
+        )
+        page = await client.users.by_user_id(room_id).calendar_view.get(RequestConfiguration(query_parameters=query))
+        assert page is not None and page.value is not None
+        events = page.value
+        assert [e.type for e in events] == [EventType.Occurrence, EventType.Occurrence, EventType.Exception]
+        assert [e.i_cal_u_id for e in events] == expected
+        [room_master] = sim.events(ROOM_A)
+        assert {e.series_master_id for e in events} == {room_master["id"]}
+        assert events[0].original_start == FIRST.astimezone(UTC)
+        assert events[2].original_start == third.astimezone(UTC)
+        assert events[2].start is not None and events[2].start.date_time == "2031-03-31T08:00:00.0000000"
+        assert (events[0].additional_data or {}).get("uid") == master["iCalUId"]
 
-                series_master = await client.users.by_user_id(room_id).events.by_event_id(room_master["id"]).get()
-                assert series_master is not None and series_master.type == EventType.SeriesMaster
-                assert series_master.recurrence is not None and series_master.recurrence.range is not None
-                assert series_master.recurrence.range.number_of_occurrences == 3
-            finally:
-                await transport.aclose()
+        series_master = await client.users.by_user_id(room_id).events.by_event_id(room_master["id"]).get()
+        assert series_master is not None and series_master.type == EventType.SeriesMaster
+        assert series_master.recurrence is not None and series_master.recurrence.range is not None
+        assert series_master.recurrence.range.number_of_occurrences == 3
 
-    asyncio.run(run())
+    with_client(sim, use)

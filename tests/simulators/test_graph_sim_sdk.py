@@ -1,76 +1,31 @@
 """The real msgraph-sdk (kiota, httpx) and azure-identity against the simulator over TLS.
 
-The construction below is the one the product should use: a ClientSecretCredential pointed at the simulator's
-authority, an AzureIdentityAuthenticationProvider that allows 127.0.0.1 (kiota attaches tokens only for allowed
-hosts), and a GraphRequestAdapter whose base_url is the simulator's /v1.0, over an httpx transport we own so that
-it can be closed.
+The construction in `common.with_client` is the one the product should use: a ClientSecretCredential pointed at the
+simulator's authority, an AzureIdentityAuthenticationProvider that allows 127.0.0.1 (kiota attaches tokens only for
+allowed hosts), and a GraphRequestAdapter whose base_url is the simulator's /v1.0, over an httpx transport we own so
+that it can be closed.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from datetime import timedelta
 
-import httpx
 import pytest
-from azure.identity.aio import ClientSecretCredential
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.response_type import ResponseType
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
-from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import CLIENT_ID, CLIENT_SECRET, seeded_simulator, shared_ca
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
 
-T = TypeVar("T")
-ALICE, ROOM_A = "alice@contoso.com", "room-a@contoso.com"
-NINE = datetime(2031, 3, 10, 9, 0, tzinfo=UTC)
+from .common import ALICE, NINE, ROOM_A, with_client
 
 
 @pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphSimulator]:
-    # Read by httpx (the SDK's client) when it is created, and by azure-identity's transport.
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
-
-
-def with_client(sim: GraphSimulator, use: Callable[[GraphServiceClient], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with ClientSecretCredential(
-            sim.tenant_id, CLIENT_ID, CLIENT_SECRET, authority=sim.authority_host, disable_instance_discovery=True
-        ) as credential:
-            auth = AzureIdentityAuthenticationProvider(
-                credential, scopes=["https://graph.microsoft.com/.default"], allowed_hosts=["127.0.0.1"]
-            )
-            # Our own transport, because closing the SDK's client doesn't close its connection pool (msgraph-core's
-            # AsyncGraphTransport has no aclose), and idle TLS connections hold up the server's shutdown.
-            transport = httpx.AsyncHTTPTransport()
-            http_client = GraphClientFactory.create_with_default_middleware(
-                client=httpx.AsyncClient(transport=transport)
-            )
-            adapter = GraphRequestAdapter(auth, client=http_client)
-            adapter.base_url = sim.graph_base_url
-            try:
-                return await use(GraphServiceClient(request_adapter=adapter))
-            finally:
-                await transport.aclose()
-
-    return asyncio.run(run())
+def sim(trust_ca_env: None, sim: GraphSimulator) -> GraphSimulator:
+    # The CA in the environment: read by httpx (the SDK's client) when it is created, and by azure-identity.
+    return sim
 
 
 def test_the_sdk_lists_rooms_and_reads_a_room_copy(sim: GraphSimulator) -> None:

@@ -2,53 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import (
-    CLIENT_ID,
-    TENANT_ID,
-    WebhookReceiver,
-    graph_client,
-    seeded_simulator,
-    shared_ca,
-)
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
+from app.simulators.graph.testing import CLIENT_ID, TENANT_ID, WebhookReceiver
 
-ALICE, ROOM_A, ROOM_B = "alice@contoso.com", "room-a@contoso.com", "room-b@contoso.com"
-NINE = datetime(2031, 3, 10, 9, 0, tzinfo=UTC)
-HOUR = timedelta(hours=1)
+from .common import ALICE, HOUR, NINE, ROOM_A, ROOM_B
+
 CLIENT_STATE = "k" * 128
 
 
 @pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def receiver(ca: CertificateAuthority) -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(ca).start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority, receiver: WebhookReceiver) -> Iterator[GraphSimulator]:
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
-def graph(sim: GraphSimulator, ca: CertificateAuthority) -> Iterator[httpx.Client]:
-    with graph_client(sim, ca) as client:
-        yield client
+def sim(receiver: WebhookReceiver, sim: GraphSimulator) -> GraphSimulator:
+    return sim  # started after the receiver, stopped before it
 
 
 def in_minutes(sim: GraphSimulator, minutes: float) -> str:

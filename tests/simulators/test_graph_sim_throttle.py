@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import fetch_token, seeded_simulator, shared_ca, trust
+from app.simulators.graph.testing import fetch_token, trust
 from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
 
-ROOM_A, ROOM_B = "room-a@contoso.com", "room-b@contoso.com"
-
-
-@pytest.fixture
-def ca() -> CertificateAuthority:
-    return shared_ca()
-
-
-@pytest.fixture
-def sim(ca: CertificateAuthority) -> Iterator[GraphSimulator]:
-    sim = seeded_simulator().start(ca)
-    yield sim
-    sim.stop()
+from .common import ROOM_A, ROOM_B
 
 
 def fire(sim: GraphSimulator, ca: CertificateAuthority, paths: list[str]) -> list[httpx.Response]:
