@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -34,3 +36,15 @@ def seed_subscription(engine, client_state: str = "the-client-state", enabled: b
         s.add(sub)
         s.commit()
     return integration, room, sub
+
+
+def queued(broker: Any, actor: str | None = None) -> list[dict[str, Any]]:
+    """Messages waiting in a test's broker (Redis or in-process), delayed ones included, optionally of one actor."""
+    queues = set(broker.get_declared_queues()) | set(broker.get_declared_delay_queues())
+    found: list[dict[str, Any]] = []
+    for q in queues:
+        if hasattr(broker, "client"):  # Redis
+            found += [json.loads(m) for m in broker.client.hvals(f"{broker.namespace}:{q}.msgs")]
+        else:
+            found += [json.loads(m) for m in list(broker.queues[q].queue)]
+    return [m for m in found if actor is None or m["actor_name"] == actor]

@@ -19,7 +19,7 @@ from app.signing import sign
 from app.web.app import create_app
 
 from .conftest import make_settings
-from .helpers import seed_subscription
+from .helpers import queued, seed_subscription
 
 HOOK_SECRET = "hook"  # what tests.helpers.seed_subscription stores
 
@@ -31,14 +31,7 @@ class Jobs:
         self.broker = broker
 
     def messages(self) -> list[dict]:
-        out = []
-        for queue in ("hints", "hints.DQ"):
-            if hasattr(self.broker, "client"):  # Redis
-                raw = self.broker.client.hvals(f"{self.broker.namespace}:{queue}.msgs")
-            else:
-                raw = list(self.broker.queues[queue].queue) if queue in self.broker.queues else []
-            out += [json.loads(m) for m in raw]
-        return [m for m in out if m["actor_name"] == "process_loan"]
+        return queued(self.broker, "process_loan")
 
 
 @pytest.fixture(params=["embedded", "postgres+redis"])

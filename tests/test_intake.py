@@ -11,11 +11,11 @@ from dramatiq.common import dq_name
 from starlette.testclient import TestClient
 
 from app.migrate import upgrade
-from app.runtime import Runtime, current
+from app.runtime import current
 from app.web.app import create_app
 
 from .conftest import make_settings
-from .helpers import seed_subscription
+from .helpers import queued, seed_subscription
 
 VECTORS = Path(__file__).resolve().parent / "vectors"  # official Graph documentation payloads
 CLIENT_STATE = "s3cr3t-client-state"
@@ -39,13 +39,7 @@ class Queue:
 
     def messages(self, queue: str) -> list[dict]:
         """Messages waiting in `queue`, delayed ones (dramatiq's `.DQ` queue) included."""
-        out = []
-        for name in (queue, dq_name(queue)):
-            if hasattr(self.broker, "client"):  # Redis
-                out += self.broker.client.hvals(f"{self.broker.namespace}:{name}.msgs")
-            elif name in self.broker.queues:
-                out += list(self.broker.queues[name].queue)
-        return [json.loads(m) for m in out]
+        return [m for m in queued(self.broker) if m["queue_name"] in (queue, dq_name(queue))]
 
 
 @pytest.fixture(params=["embedded", "postgres+redis"])

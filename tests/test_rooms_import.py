@@ -8,7 +8,6 @@ run them one by one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import time
@@ -30,6 +29,7 @@ from app.simulators.server import ServerThread, free_port
 from app.web.app import create_app
 
 from .conftest import make_settings
+from .helpers import queued
 
 JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
 
@@ -46,14 +46,7 @@ class Live:
 
     def messages(self, actor: str | None = None) -> list[dict[str, Any]]:
         """Every message waiting in the broker (delayed ones included), optionally of one actor."""
-        queues = set(self.broker.get_declared_queues()) | set(self.broker.get_declared_delay_queues())
-        found: list[dict[str, Any]] = []
-        for q in queues:
-            if hasattr(self.broker, "client"):  # Redis
-                found += [json.loads(m) for m in self.broker.client.hvals(f"{self.broker.namespace}:{q}.msgs")]
-            else:
-                found += [json.loads(m) for m in list(self.broker.queues[q].queue)]
-        return [m for m in found if actor is None or m["actor_name"] == actor]
+        return queued(self.broker, actor)
 
     def count(self, actor: str) -> int:
         return len(self.messages(actor))
