@@ -45,6 +45,7 @@ from .logging import get_logger
 from .models import EventCopy, Integration, Link, Room, SeenDelivery, utcnow
 from .outlook_rules import holds_live_copy
 from .policy import Policy
+from .rooms import active_rooms
 from .runtime import Runtime
 
 DIRECTION = "booking_to_outlook"
@@ -110,8 +111,7 @@ def _link(s: Session, integration_id: str, loan: Loan) -> Link | None:
 
 
 def _rooms(s: Session, integration_id: str) -> list[ImportedRoom]:
-    rows = s.exec(select(Room).where(Room.integration_id == integration_id, Room.active == True)).all()
-    return [ImportedRoom(r.email, r.name, r.place_id) for r in rows]
+    return [ImportedRoom(r.email, r.name, r.place_id) for r in active_rooms(s, integration_id)]
 
 
 def _seen(rt: Runtime, integration: Integration, policy: Policy, rooms: list[ImportedRoom],

@@ -74,7 +74,8 @@ class Room(SQLModel, table=True):
     mailbox_id: str = Field(index=True, max_length=128)  # Graph user object id (subscription resource)
     place_id: str | None = Field(default=None, max_length=128)  # the booking system's id of the place
     active: bool = True
-    polling: bool = Field(default=False, sa_column_kwargs={"server_default": false()})  # Graph refused a subscription: the room is reconciled by periodic delta instead
+    # Graph refused a subscription: the room is reconciled by periodic delta instead.
+    polling: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     delta_link: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # calendarView delta state
     delta_window_start: datetime | None = None  # the window the delta token covers (fixed by the token)
     reconciled_at: datetime | None = None

@@ -24,9 +24,17 @@ from .graph.types import OutlookEvent
 from .logging import get_logger
 from .models import EventCopy, Integration, Link, Room, utcnow
 from .outlook_rules import (
-    DesiredLoan, Gone, Outcome, Refusal, Requester, apply_availability, evaluate, holds_live_copy,
+    DesiredLoan,
+    Gone,
+    Outcome,
+    Refusal,
+    Requester,
+    apply_availability,
+    evaluate,
+    holds_live_copy,
 )
 from .policy import Policy
+from .rooms import active_rooms
 from .runtime import Runtime
 
 DIRECTION = "outlook_to_booking"
@@ -156,8 +164,7 @@ def _link(s: Session, integration_id: str, ical_uid: str) -> Link | None:
 
 
 def _active_rooms(s: Session, integration_id: str) -> dict[str, Room]:
-    rows = s.exec(select(Room).where(Room.integration_id == integration_id, Room.active == True)).all()  # noqa: E712
-    return {r.email: r for r in rows if r.place_id}
+    return {r.email: r for r in active_rooms(s, integration_id) if r.place_id}
 
 
 def _check_availability(

@@ -43,7 +43,8 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
         link = None
     graph = rt.graph(integration)
     try:
-        changed, removed, next_link = rt.graph_call(room.mailbox_id, graph.calendar_delta(room.mailbox_id, start, end, link))
+        changed, removed, next_link = rt.graph_call(room.mailbox_id,
+                                                    graph.calendar_delta(room.mailbox_id, start, end, link))
     except GraphGone:
         # The token expired: a full sync of the window. Links make it harmless (no duplicate loans, SPEC case 14).
         log.info("delta token expired, full resync", room=room.email)

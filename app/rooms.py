@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import time
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
 from . import journal
 from .booking.contract import PlaceUpsert, WorkingHours
@@ -21,6 +21,12 @@ from .timezones import UnknownTimeZone, zone
 DIRECTION = "rooms"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 log = get_logger("roombridge.rooms")
+
+
+def active_rooms(session: Session, integration_id: str) -> list[Room]:
+    """The integration's imported rooms that are in use (not deactivated)."""
+    return list(session.exec(select(Room).where(Room.integration_id == integration_id,
+                                                col(Room.active).is_(True))).all())
 
 
 def parse_tags(value: str | list[str] | None) -> list[str]:

@@ -57,10 +57,10 @@ class Due:
 
 def due_work(session: Session, now: datetime) -> Due:
     due = Due()
-    enabled = session.exec(select(Integration).where(Integration.enabled == True)).all()
+    enabled = session.exec(select(Integration).where(col(Integration.enabled).is_(True))).all()
     due.imports = [i.id for i in enabled if older_than(i.rooms_synced_at, IMPORT_EVERY, now)]
     enabled_ids = [i.id for i in enabled]
-    rooms = session.exec(select(Room).where(Room.active == True,
+    rooms = session.exec(select(Room).where(col(Room.active).is_(True),
                                             col(Room.integration_id).in_(enabled_ids))).all()
     subs = session.exec(select(Subscription).where(Subscription.status == "active",
                                                    col(Subscription.integration_id).in_(enabled_ids))).all()

@@ -12,15 +12,14 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 import app.queue  # noqa: F401  (placeholder broker before any actor is declared)
-from app import booking_to_outlook, hints, outlook_to_booking, reconcile, rooms, subscriptions
-from app import journal
+from app import booking_to_outlook, hints, journal, outlook_to_booking, reconcile, rooms, subscriptions
 from app.booking.client import BookingConflict, BookingRejected, BookingUnavailable
 from app.db import session_scope
 from app.graph.errors import GraphAuthError, GraphThrottled
 from app.locks import LockTimeout
-from app.throttle import MailboxBusy
 from app.logging import get_logger
 from app.runtime import current
+from app.throttle import MailboxBusy
 
 log = get_logger("roombridge.jobs")
 

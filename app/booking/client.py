@@ -16,7 +16,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from app.settings import require_https_unless_loopback
 from app.booking.contract import (
     API_PREFIX,
     AvailabilityResponse,
@@ -30,6 +29,7 @@ from app.booking.contract import (
     PlaceUpsert,
     utc_iso,
 )
+from app.settings import require_https_unless_loopback
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -182,7 +182,8 @@ class GraphGateway:
             next_link = page.odata_next_link
             if not next_link:
                 break
-            page = await self._call("list rooms", lambda: self._client.places.graph_room.with_url(next_link).get())
+            rooms_page = self._client.places.graph_room.with_url(next_link)
+            page = await self._call("list rooms", rooms_page.get)
         return rooms
 
     async def user_id(self, id_or_email: str) -> str:
@@ -226,7 +227,7 @@ class GraphGateway:
             next_link = page.odata_next_link
             if not next_link:
                 break
-            page = await self._call("list occurrences", lambda: builder.with_url(next_link).get(
+            page = await self._call("list occurrences", lambda link=next_link: builder.with_url(link).get(
                 _config(IMMUTABLE_IDS, UTC_TIMES)))
         return out
 
@@ -257,7 +258,7 @@ class GraphGateway:
             next_link = getattr(page, "odata_next_link", None)
             if not next_link:
                 return changed, removed, getattr(page, "odata_delta_link", None)
-            page = await self._call("calendar delta", lambda: builder.with_url(next_link).get(
+            page = await self._call("calendar delta", lambda link=next_link: builder.with_url(link).get(
                 _config(IMMUTABLE_IDS, UTC_TIMES)))
         return changed, removed, None
 
@@ -304,7 +305,8 @@ class GraphGateway:
             next_link = page.odata_next_link
             if not next_link:
                 break
-            page = await self._call("list subscriptions", lambda: self._client.subscriptions.with_url(next_link).get())
+            subs_page = self._client.subscriptions.with_url(next_link)
+            page = await self._call("list subscriptions", subs_page.get)
         return found
 
     async def mailbox_settings(self, mailbox: str) -> dict[str, Any]:

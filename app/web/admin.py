@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from datetime import date
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -19,6 +19,7 @@ from ..crypto import new_token
 from ..db import session_scope
 from ..integrations import IntegrationCreate, IntegrationFields, apply_fields, new_integration, public_view
 from ..models import Integration, JournalEntry, Link, Room, Subscription
+from ..rooms import active_rooms
 from ..runtime import current
 from .common import ApiError, read_body
 
@@ -175,8 +176,7 @@ def _enqueue_reconcile(integration_id: str, full: bool, since: str | None = None
         integration = _get(s, integration_id)
         if not integration.enabled:
             raise ApiError(409, "disabled", "enable the integration first")
-        room_ids = [r.id for r in s.exec(select(Room).where(Room.integration_id == integration_id,
-                                                            Room.active == True)).all()]  # noqa: E712
+        room_ids = [r.id for r in active_rooms(s, integration_id)]
     for room_id in room_ids:
         actors.reconcile_room.send(room_id, full, since)
     return len(room_ids)
@@ -210,7 +210,7 @@ async def integration_status(request: Request) -> Response:
         rt = current()
         with Session(rt.engine) as s:
             integration = _get(s, request.path_params["id"])
-            rooms = s.exec(select(Room).where(Room.integration_id == integration.id, Room.active == True)).all()  # noqa: E712
+            rooms = active_rooms(s, integration.id)
             subs = s.exec(select(Subscription).where(Subscription.integration_id == integration.id,
                                                      Subscription.status == "active")).all()
         expiries = sorted(sub.expires_at for sub in subs)

@@ -237,7 +237,8 @@ class GraphSimulator:
 
     def occurrence(self, user: str, master_id: str, occurrence_start: datetime | date) -> dict[str, Any]:
         """One occurrence/exception of a series (see `update_occurrence` for `occurrence_start`)."""
-        return self.backend.exchange.get(self._mailbox(user), self.occurrence_id(user, master_id, occurrence_start)).json()
+        occurrence_id = self.occurrence_id(user, master_id, occurrence_start)
+        return self.backend.exchange.get(self._mailbox(user), occurrence_id).json()
 
     def update_occurrence(
         self,
