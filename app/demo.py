@@ -5,6 +5,7 @@ Nothing to configure: a throw-away SQLite database, generated secrets, a test CA
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
@@ -85,6 +86,8 @@ def run_demo(port: int = 8000, keep_serving: bool = True) -> int:
         return 0
     finally:
         api.close()
+        # Keep-alive connections between the bridge and the simulators make uvicorn report a forced close at exit.
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         server.stop()
         sandbox.stop()
 
@@ -131,7 +134,27 @@ def _story(sandbox: Sandbox, api: httpx.Client) -> None:
     say(f"   → loan {loan.number} cancelled after {time.monotonic() - t0:.2f}s")
 
     say()
-    say("5. Booking system → Outlook (a loan becoming an Outlook meeting, cancellations from the booking side):")
-    say("   not built yet — see the 'Booking → Outlook' issue. The journal of this run:")
+    say("5. Bob books Salle Saturne in the booking system (status 'pending'); the booking system signs a reverse hook.")
+    booking.set_hook_target(f"{api.base_url}/hooks/booking/{iid}", integration["hook_secret"])
+    t0 = time.monotonic()
+    start = datetime(day.year, day.month, day.day, 14, 0, tzinfo=PARIS)
+    made = booking.create_loan({"email": "bob@contoso.com", "name": "Bob Durand"}, start, start + timedelta(hours=1),
+                               places=["salle-saturne@contoso.com"], assets=["Vidéoprojecteur"], status="pending")
+    event = _wait(lambda: next((e for e in graph.events("bob@contoso.com") if not e.get("isCancelled")), None),
+                  "the Outlook meeting")
+    rooms = ", ".join(a["emailAddress"]["address"] for a in event["attendees"] if a["type"] == "resource")
+    say(f"   → in Bob's Outlook calendar after {time.monotonic() - t0:.2f}s: \"{event['subject']}\", "
+        f"shown as {event['showAs']}, rooms: {rooms}")
+    say("     (the room copies' notifications come back to the bridge and change nothing: no echo)")
+
+    say()
+    say("6. The loan is cancelled in the booking system.")
+    t0 = time.monotonic()
+    booking.cancel_loan(made.id)
+    _wait(lambda: not [e for e in graph.events("bob@contoso.com") if not e.get("isCancelled")], "the deletion")
+    say(f"   → the meeting is gone from Bob's calendar after {time.monotonic() - t0:.2f}s")
+
+    say()
+    say("The journal of this run:")
     for entry in reversed(api.get(f"/api/integrations/{iid}/journal").json()["items"]):
         say(f"   [{entry['status']:<7}] {entry['direction']:<18} {entry['action']:<9} {entry['message']}")
