@@ -182,3 +182,43 @@ def test_queue_unreachable_is_503_and_the_delivery_can_be_retried(tmp_path) -> N
         assert r.json()["error"]["code"] == "queue_unavailable"
         # Not remembered as seen: the booking system's retry of the same delivery is not swallowed.
         assert post(client, integration.id, hook_body(), delivery=delivery).status_code == 503
+
+
+def _snapshot(engine) -> dict[str, int]:
+    """Row counts of every table: 'nothing changed' for a rejected request."""
+    from sqlalchemy import text
+    from sqlmodel import SQLModel
+
+    with engine.connect() as conn:
+        return {t: conn.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one() for t in SQLModel.metadata.tables}
+
+
+def test_case_22_every_rejection_enqueues_nothing_and_changes_nothing(stack) -> None:
+    """SPEC §11 case 22, both webhooks: invalid clientState, unknown subscription, bad signature, stale signature
+    timestamp, oversize body, malformed JSON."""
+    client, jobs, integration = stack
+    engine = current().engine
+    before = _snapshot(engine)
+    notification = {"value": [{"subscriptionId": "sub-1", "clientState": "not-the-state", "changeType": "updated",
+                               "resource": "Users/x/Events/e1", "resourceData": {"id": "e1"}}]}
+    unknown = {"value": [{**notification["value"][0], "subscriptionId": "no-such-subscription"}]}
+    answers = {
+        "invalid clientState": client.post("/graph/notifications", json=notification).status_code,
+        "unknown subscription": client.post("/graph/notifications", json=unknown).status_code,
+        "bad signature": post(client, integration.id, hook_body(), secret="wrong").status_code,
+        "stale signature": post(client, integration.id, hook_body(), t=time.time() - 301).status_code,
+        "oversize body (Graph)": client.post("/graph/notifications", content=b"{" + b" " * (1 << 20) + b"}",
+                                             headers={"Content-Type": "application/json"}).status_code,
+        "oversize body (hook)": post(client, integration.id, b"{" + b" " * (1 << 20) + b"}").status_code,
+        "malformed JSON (Graph)": client.post("/graph/notifications", content=b"{not json",
+                                              headers={"Content-Type": "application/json"}).status_code,
+        "malformed JSON (hook)": post(client, integration.id, b"{not json").status_code,
+    }
+    assert answers == {
+        "invalid clientState": 202, "unknown subscription": 202,  # Graph must not retry; the sender learns nothing
+        "bad signature": 401, "stale signature": 401,
+        "oversize body (Graph)": 413, "oversize body (hook)": 413,
+        "malformed JSON (Graph)": 400, "malformed JSON (hook)": 400,
+    }
+    assert queued(client.app.state.broker) == []
+    assert _snapshot(engine) == before
