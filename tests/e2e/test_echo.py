@@ -95,7 +95,8 @@ def test_hook_for_a_loan_the_bridge_created_from_outlook_arrives_first_and_write
     (start, end), _ = slots(0)
     meeting = sb.graph.create_meeting("alice@contoso.com", "Point", start, end, rooms=[JUPITER])
     loan = wait_for(lambda: next(iter(sb.booking.loans.values()), None), 30, "the loan")
-    assert any(d.loan_id == loan.id and d.ok for d in sb.booking.hooks.deliveries)
+    # The loan is in the store a moment before its hook is delivered (and before the API answers).
+    wait_for(lambda: any(d.loan_id == loan.id and d.ok for d in sb.booking.hooks.deliveries), 10, "the early hook")
     tw.quiesce()
     sb.booking.hooks.before_response = False
     sb.booking.hooks.hold()
