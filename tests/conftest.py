@@ -96,3 +96,21 @@ def random_guid() -> str:
 
 def random_secret() -> str:
     return secrets.token_urlsafe(24)
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def web_client(request: pytest.FixtureRequest, tmp_path):
+    """The HTTP app on SQLite + in-process queue, and on PostgreSQL + Redis; its worker is off, so jobs stay queued
+    for the test to inspect."""
+    from starlette.testclient import TestClient
+
+    from app.migrate import upgrade
+    from app.web.app import create_app
+
+    if request.param == "embedded":
+        settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
+    else:
+        settings = make_settings(request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"))
+    upgrade(settings.database_url)
+    with TestClient(create_app(settings, run_worker=False), raise_server_exceptions=False) as client:
+        yield client

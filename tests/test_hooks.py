@@ -34,16 +34,10 @@ class Jobs:
         return queued(self.broker, "process_loan")
 
 
-@pytest.fixture(params=["embedded", "postgres+redis"])
-def stack(request, tmp_path):
-    if request.param == "embedded":
-        settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
-    else:
-        settings = make_settings(request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"))
-    upgrade(settings.database_url)
-    with TestClient(create_app(settings, run_worker=False), raise_server_exceptions=False) as client:
-        integration, _, _ = seed_subscription(current().engine)
-        yield client, Jobs(client.app.state.broker), integration
+@pytest.fixture
+def stack(web_client):
+    integration, _, _ = seed_subscription(current().engine)
+    return web_client, Jobs(web_client.app.state.broker), integration
 
 
 def hook_body(loan_id: str = "ln_1", hook_type: str = "loan.updated") -> bytes:

@@ -42,17 +42,10 @@ class Queue:
         return [m for m in queued(self.broker) if m["queue_name"] in (queue, dq_name(queue))]
 
 
-@pytest.fixture(params=["embedded", "postgres+redis"])
-def stack(request, tmp_path):
-    """The app on SQLite + in-process queue, and on PostgreSQL + Redis; the worker is off so jobs stay queued."""
-    if request.param == "embedded":
-        settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
-    else:
-        settings = make_settings(request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"))
-    upgrade(settings.database_url)
-    with TestClient(create_app(settings, run_worker=False), raise_server_exceptions=False) as client:
-        integration, room, sub = seed_subscription(current().engine, CLIENT_STATE)
-        yield client, Queue(client.app.state.broker), sub
+@pytest.fixture
+def stack(web_client):
+    _, _, sub = seed_subscription(current().engine, CLIENT_STATE)
+    return web_client, Queue(web_client.app.state.broker), sub
 
 
 def test_validation_handshake_echoes_the_decoded_token(stack) -> None:
