@@ -53,6 +53,7 @@ class Integration(SQLModel, table=True):
     exclude_subjects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     show_pending_as_tentative: bool = True
     rooms_synced_at: datetime | None = None
+    loans_synced_at: datetime | None = None  # booking-side reconciliation: loans changed since then are re-read
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

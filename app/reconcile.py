@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from . import journal
+from . import booking_to_outlook, journal
 from .db import session_scope
 from .graph.errors import GraphGone
 from .logging import get_logger
-from .models import Room, utcnow
+from .models import Integration, Room, utcnow
+from .policy import Policy
 from .outlook_to_booking import copy_gone, handle_event, room_context, window
 from .runtime import Runtime
 
@@ -70,3 +71,31 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
         if link is None:
             journal.record(s, integration.id, "reconcile", "reconcile", "ok",
                            f"{room.email}: full sync of the window, {len(changed)} events, {len(removed)} removed")
+
+
+# Loans changed a little before the cursor are read again: the booking system's clock is not ours.
+LOANS_OVERLAP = timedelta(minutes=5)
+
+
+def reconcile_loans(rt: Runtime, integration_id: str, since: datetime | None = None) -> int:
+    """The booking side of reconciliation (SPEC §1.3): every loan changed since the last round goes through the same
+    path as a reverse hook, which recovers lost hooks. Returns how many loans were looked at."""
+    with session_scope(rt.engine) as s:
+        integration = s.get(Integration, integration_id)
+    if integration is None or not integration.enabled or not Policy.of(integration).booking_to_outlook:
+        return 0
+    started = utcnow()
+    cursor = since or (integration.loans_synced_at - LOANS_OVERLAP if integration.loans_synced_at else None)
+    seen = 0
+    for loan in rt.booking(integration).changed_loans(cursor):
+        booking_to_outlook.process_loan(rt, integration_id, loan.id)
+        seen += 1
+    with session_scope(rt.engine) as s:
+        row = s.get(Integration, integration_id)
+        if row is not None:
+            row.loans_synced_at = started
+            s.add(row)
+        if seen:
+            journal.record(s, integration_id, "reconcile", "reconcile", "ok",
+                           f"{seen} loans changed since {cursor.isoformat() if cursor else 'the beginning'} re-read")
+    return seen

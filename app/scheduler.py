@@ -31,6 +31,7 @@ TICK = timedelta(minutes=1)  # how often what is due is looked at; each kind of 
 IMPORT_EVERY = timedelta(hours=6)  # SPEC §3
 RECONCILE_EVERY = timedelta(hours=6)  # every room, even subscribed: notifications are hints and can be lost
 POLL_EVERY = timedelta(minutes=5)  # rooms Graph refused to subscribe
+LOANS_EVERY = timedelta(minutes=15)  # booking side: loans changed since the last round (lost reverse hooks)
 RENEW_CHECK_EVERY = timedelta(minutes=5)
 # A room without a subscription, polled ones included: Graph may accept it now (a refusal can be transient, e.g. our
 # own endpoint failing Graph's validation handshake while it starts).
@@ -53,12 +54,14 @@ class Due:
     retry_polling: list[str] = field(default_factory=list)  # polled room ids: try subscribing again
     poll: list[str] = field(default_factory=list)  # polled room ids to reconcile
     reconcile: list[str] = field(default_factory=list)  # subscribed room ids due for their periodic reconcile
+    loans: list[str] = field(default_factory=list)  # integration ids due for a booking-side reconcile
 
 
 def due_work(session: Session, now: datetime) -> Due:
     due = Due()
     enabled = session.exec(select(Integration).where(col(Integration.enabled).is_(True))).all()
     due.imports = [i.id for i in enabled if older_than(i.rooms_synced_at, IMPORT_EVERY, now)]
+    due.loans = [i.id for i in enabled if older_than(i.loans_synced_at, LOANS_EVERY, now)]
     enabled_ids = [i.id for i in enabled]
     rooms = session.exec(select(Room).where(col(Room.active).is_(True),
                                             col(Room.integration_id).in_(enabled_ids))).all()
@@ -108,6 +111,7 @@ def tick(rt: Runtime, memo: Memo, now: datetime | None = None) -> dict[str, int]
          + memo.fresh(due.retry_polling, "subscribe", SUBSCRIBE_RETRY, now), actors.ensure_subscription.send),
         ("reconcile", memo.fresh(due.poll, "poll", POLL_EVERY, now)
          + memo.fresh(due.reconcile, "reconcile", RECONCILE_EVERY, now), actors.reconcile_room.send),
+        ("loans", memo.fresh(due.loans, "loans", LOANS_EVERY, now), actors.reconcile_loans.send),
     ]
     sent: dict[str, int] = {}
     for kind, keys, send in plan:

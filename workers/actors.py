@@ -119,6 +119,13 @@ def reconcile_room(room_id: str, full: bool = False, since: str | None = None) -
                                  since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
 
 
+@dramatiq.actor(queue_name="admin", **OPTIONS)
+def reconcile_loans(integration_id: str, since: str | None = None) -> None:
+    with _Retryable(integration_id, "reconcile"):
+        reconcile.reconcile_loans(current(), integration_id,
+                                  since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
+
+
 def send_event_hint(integration_id: str, room_id: str, event_id: str, change_type: str) -> bool:
     """Enqueue one read for a burst of hints about the same event (SPEC §6); False if one is already pending."""
     return _send_coalesced(process_room_event, hints.key(room_id, event_id),
@@ -159,4 +166,4 @@ def send_loan_hint(integration_id: str, loan_id: str) -> bool:
 
 
 ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle, reconcile_room, renew_subscription,
-       process_loan]
+       process_loan, reconcile_loans]

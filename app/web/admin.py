@@ -179,6 +179,7 @@ def _enqueue_reconcile(integration_id: str, full: bool, since: str | None = None
         room_ids = [r.id for r in active_rooms(s, integration_id)]
     for room_id in room_ids:
         actors.reconcile_room.send(room_id, full, since)
+    actors.reconcile_loans.send(integration_id, since)  # and the booking side: loans changed since then
     return len(room_ids)
 
 

@@ -144,3 +144,19 @@ def test_direction_outlook_to_booking_ignores_the_booking_side(tmp_path) -> None
         tw.quiesce()
         assert tw.organiser_events("alice@contoso.com") == []
         assert tw.sandbox.graph.stats.http_event_writes == 0
+
+
+def test_lost_hooks_are_recovered_by_booking_side_reconciliation(stack: TwoWay) -> None:
+    """SPEC §1.3: the booking system is re-readable (`GET /v1/loans?changed_since=`); a lost hook is caught up."""
+    sb = stack.sandbox
+    assert stack.bridge.api("POST", f"/api/integrations/{stack.integration_id}/reconcile").status_code == 202
+    stack.quiesce()  # the first round sets the cursor
+    sb.booking.hooks.drop = True
+    loan = sb.booking.create_loan(ALICE, *slot(hour=11), places=[JUPITER])
+    stack.quiesce()
+    assert stack.organiser_events("alice@contoso.com") == []
+    assert stack.bridge.api("POST", f"/api/integrations/{stack.integration_id}/reconcile").status_code == 202
+    [event] = wait_for(lambda: stack.organiser_events("alice@contoso.com"), 30, "the event from reconciliation")
+    assert event["subject"].startswith(sb.booking.loan(loan.id).number)
+    stack.quiesce()
+    assert sb.booking.stats.loan_writes == 0

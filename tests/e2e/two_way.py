@@ -3,7 +3,6 @@ the bridge. Shared by the booking → Outlook, echo and conflict end-to-end test
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from app.simulators.sandbox import Sandbox
 
@@ -86,20 +84,8 @@ def stack_fixture(request, tmp_path) -> Iterator[TwoWay]:
         with two_way(tmp_path, f"sqlite:///{tmp_path / 'roombridge.db'}") as tw:
             yield tw
     else:
-        with two_way(tmp_path, request.getfixturevalue("pg_url"), private_redis(request)) as tw:
+        with two_way(tmp_path, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")) as tw:
             yield tw
-
-
-def private_redis(request) -> str:
-    """A Redis database of its own (not db 0): test sessions running at the same time on this machine share the
-    Redis server, and their workers would otherwise take each other's jobs from the same queues."""
-    base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
-    url = f"{base}/{random.randint(1, 15)}"
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter("roombridge*"):
-        client.delete(key)
-    request.addfinalizer(lambda: [client.delete(k) for k in client.scan_iter("roombridge*")] and None)
-    return url
 
 
 def slot(days: int = 1, hour: int = 9, minutes: int = 60, minute: int = 0) -> tuple[datetime, datetime]:
