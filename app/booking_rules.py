@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from .booking.contract import ACTIVE_STATUSES, Loan
-from .graph.gateway import EventWrite
-from .graph.types import OutlookEvent
+from .graph.types import EventWrite, OutlookEvent
 from .models import Link
 from .outlook_rules import DesiredLoan, Requester, round_slot
 from .policy import Policy

@@ -12,8 +12,8 @@ from .db import session_scope
 from .graph.errors import GraphGone
 from .logging import get_logger
 from .models import Integration, Room, utcnow
-from .policy import Policy
 from .outlook_to_booking import copy_gone, handle_event, room_context, window
+from .policy import Policy
 from .runtime import Runtime
 
 # The delta window is fixed by its token; start a new one daily so the horizon keeps rolling forward.

@@ -7,7 +7,6 @@ the job queue owns retries (a worker must not sleep holding a mailbox slot, and 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -40,7 +39,7 @@ from msgraph_core import GraphClientFactory
 from ..settings import DEFAULT_AUTHORITY_HOST
 from ..timezones import parse_graph_datetime
 from .errors import GraphAuthError, GraphConflict, GraphError, GraphGone, GraphNotFound, GraphThrottled
-from .types import Attendee, GraphRoom, GraphSubscription, OutlookEvent
+from .types import Attendee, EventWrite, GraphRoom, GraphSubscription, OutlookEvent
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
@@ -327,7 +326,7 @@ class GraphGateway:
 
     async def create_event(self, mailbox: str, write: EventWrite) -> OutlookEvent:
         """Create in `mailbox`'s calendar; its `transactionId` makes a repeated create return the first event."""
-        body = write.sdk_event()
+        body = _sdk_event(write)
         body.transaction_id = write.transaction_id
         events = self._client.users.by_user_id(mailbox).events
         ev = await self._call("create event", lambda: events.post(body, _config(IMMUTABLE_IDS, UTC_TIMES)))
@@ -337,7 +336,7 @@ class GraphGateway:
     async def patch_event(self, mailbox: str, event_id: str, write: EventWrite) -> OutlookEvent:
         """Rewrite the fields the bridge owns (raises `GraphNotFound` if the event is gone)."""
         builder = self._client.users.by_user_id(mailbox).events.by_event_id(event_id)
-        body = write.sdk_event()
+        body = _sdk_event(write)
         ev = await self._call("patch event", lambda: builder.patch(body, _config(IMMUTABLE_IDS, UTC_TIMES)))
         assert ev is not None
         return to_outlook_event(ev, mailbox)
@@ -351,34 +350,24 @@ class GraphGateway:
             pass
 
 
-@dataclass(frozen=True)
-class EventWrite:
-    """The fields the bridge writes on an organiser's event; create and PATCH rewrite the same ones."""
+def _sdk_event(write: EventWrite) -> SdkEvent:
+    """The organiser's event as the SDK writes it."""
 
-    subject: str
-    body_html: str
-    start: datetime  # aware
-    end: datetime
-    rooms: tuple[tuple[str, str], ...]  # (e-mail, display name), invited as `resource` attendees
-    show_as: str  # busy | tentative
-    transaction_id: str
+    def when(dt: datetime) -> DateTimeTimeZone:
+        return DateTimeTimeZone(date_time=dt.astimezone(UTC).replace(tzinfo=None).isoformat(), time_zone="UTC")
 
-    def sdk_event(self) -> SdkEvent:
-        def when(dt: datetime) -> DateTimeTimeZone:
-            return DateTimeTimeZone(date_time=dt.astimezone(UTC).replace(tzinfo=None).isoformat(), time_zone="UTC")
-
-        return SdkEvent(
-            subject=self.subject,
-            body=ItemBody(content_type=BodyType.Html, content=self.body_html),
-            start=when(self.start),
-            end=when(self.end),
-            show_as=FreeBusyStatus(self.show_as),
-            attendees=[SdkAttendee(type=AttendeeType.Resource, email_address=EmailAddress(address=e, name=n))
-                       for e, n in self.rooms],
-            locations=[Location(display_name=n, location_type=LocationType.ConferenceRoom,
-                                location_email_address=e, unique_id=e, unique_id_type=LocationUniqueIdType.Directory)
-                       for e, n in self.rooms],
-        )
+    return SdkEvent(
+        subject=write.subject,
+        body=ItemBody(content_type=BodyType.Html, content=write.body_html),
+        start=when(write.start),
+        end=when(write.end),
+        show_as=FreeBusyStatus(write.show_as),
+        attendees=[SdkAttendee(type=AttendeeType.Resource, email_address=EmailAddress(address=e, name=n))
+                   for e, n in write.rooms],
+        locations=[Location(display_name=n, location_type=LocationType.ConferenceRoom,
+                            location_email_address=e, unique_id=e, unique_id_type=LocationUniqueIdType.Directory)
+                   for e, n in write.rooms],
+    )
 
 
 def _iso(value: datetime) -> str:

@@ -59,3 +59,16 @@ class GraphSubscription:
     id: str
     resource: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """The fields the bridge writes on an organiser's event; create and PATCH rewrite the same ones."""
+
+    subject: str
+    body_html: str
+    start: datetime  # aware
+    end: datetime
+    rooms: tuple[tuple[str, str], ...]  # (e-mail, display name), invited as `resource` attendees
+    show_as: str  # busy | tentative
+    transaction_id: str
