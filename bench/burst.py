@@ -56,7 +56,7 @@ def run_once(args: argparse.Namespace, product: bool, workdir: Path) -> dict[str
                                                             start + timedelta(minutes=30),
                                                             rooms=[f"salle-{i % args.rooms:02d}@contoso.com"]))
                 wait_for(lambda: len(sb.booking.loans) == args.meetings, 300, "every loan", interval=0.5)
-                _settle(sb)
+                sb.settle(2.0, timeout=300)
                 sb.graph.latency = args.latency  # Exchange is not instant: requests overlap, as they do for real
                 sb.graph.set_delivery_senders(8)  # and Graph delivers notifications concurrently
                 sb.graph.stats.reset()
@@ -76,7 +76,7 @@ def run_once(args: argparse.Namespace, product: bool, workdir: Path) -> dict[str
 
                 wait_for(all_moved, 600, "every loan to move", interval=0.2)
                 elapsed = time.monotonic() - t0
-                _settle(sb)
+                sb.settle(2.0, timeout=300)
                 stats = sb.graph.stats
                 reads = sum(stats.event_reads.values())
                 return {
@@ -91,16 +91,6 @@ def run_once(args: argparse.Namespace, product: bool, workdir: Path) -> dict[str
                 }
     finally:
         drop()
-
-
-def _settle(sb: Sandbox, quiet_s: float = 2.0) -> None:
-    last, since = None, time.monotonic()
-    while time.monotonic() - since < quiet_s:
-        sb.graph.wait_idle(10)
-        now = (sum(sb.graph.stats.requests.values()), sb.booking.stats.requests)
-        if now != last:
-            last, since = now, time.monotonic()
-        time.sleep(0.1)
 
 
 def _database(stack: str, workdir: Path):

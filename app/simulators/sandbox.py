@@ -7,7 +7,9 @@ sandbox's test CA through SSL_CERT_FILE / REQUESTS_CA_BUNDLE), the booking API o
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +79,27 @@ class Sandbox:
         )
         body.update(overrides)
         return body
+
+    def settle(self, quiet_s: float = 1.5, timeout: float = 60.0,
+               also: Callable[[], object] | None = None) -> None:
+        """Wait until nothing moves: notifications and hooks delivered, and neither simulator has seen a request for
+        `quiet_s` (longer than the bridge's coalescing window, so its delayed jobs have run). `also` adds state of
+        the caller's to watch (e.g. the bridge's journal)."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        since = time.monotonic()
+        while time.monotonic() < deadline:
+            self.graph.wait_idle(5)
+            self.booking.wait_idle(5)
+            now = (sum(self.graph.stats.requests.values()), self.booking.stats.requests,
+                   self.graph.stats.notifications_delivered, self.booking.stats.hooks_sent,
+                   also() if also else None)
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the bridge and the simulators did not go quiet within {timeout:.0f}s")
 
     def stop(self) -> None:
         self.graph.stop()

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.simulators.processes import Bridge, run_bridge as _run_bridge, wait_for
+from app.simulators.processes import Bridge, wait_for
+from app.simulators.processes import run_bridge as _run_bridge
 from app.simulators.sandbox import Sandbox
 
 from ..conftest import ADMIN_TOKEN, SECRET_KEY

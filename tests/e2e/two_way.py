@@ -3,7 +3,6 @@ the bridge. Shared by the booking → Outlook, echo and conflict end-to-end test
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,27 +38,9 @@ class TwoWay:
         return [e for e in self.sandbox.graph.events(user) if e.get("isOrganizer")]
 
     def quiesce(self, stable_s: float = 2.0, timeout: float = 60.0) -> None:
-        """Wait until both simulators have delivered everything and nothing moves any more for `stable_s`
-        (longer than the coalescing window, so delayed jobs have run)."""
-        sb = self.sandbox
-        deadline = time.monotonic() + timeout
-
-        def snapshot() -> tuple:
-            return (sb.booking.stats.loan_writes, sb.booking.stats.hooks_sent, sb.graph.stats.http_event_writes,
-                    sb.graph.stats.notifications_delivered, sum(sb.graph.stats.event_reads.values()),
-                    len(self.journal()), tuple(sorted((l["id"], l["updated_at"]) for l in self.links())))
-
-        last, since = None, time.monotonic()
-        while time.monotonic() < deadline:
-            sb.graph.wait_idle(10)
-            sb.booking.wait_idle(10)
-            now = snapshot()
-            if now != last:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= stable_s:
-                return
-            time.sleep(0.25)
-        raise AssertionError("the bridge never went quiet")
+        """Wait until nothing moves any more, the bridge's journal and links included."""
+        self.sandbox.settle(stable_s, timeout, also=lambda: (
+            len(self.journal()), tuple(sorted((link["id"], link["updated_at"]) for link in self.links()))))
 
 
 @contextmanager
