@@ -1,4 +1,4 @@
-"""`roombridge` command line: serve, worker, scheduler, migrate, demo."""
+"""`roombridge` command line: serve, worker, scheduler, migrate (the demo is `roombridge-demo`, shipped with the simulators)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from .settings import Settings, SettingsError, load_settings
+from app.platform.settings import Settings, SettingsError, load_settings
 
 
 def _settings() -> Settings:
@@ -19,7 +19,7 @@ def _settings() -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    from .logging import configure_logging
+    from app.platform.logging import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
 
@@ -27,8 +27,8 @@ def _logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .migrate import upgrade
-    from .web.app import create_app
+    from app.platform.migrate import upgrade
+    from app.web.app import create_app
 
     settings = _settings()
     _logging(settings)
@@ -40,9 +40,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from . import runtime
-    from .logging import get_logger
-    from .queue import bind, make_broker, start_worker
+    from app.platform.logging import get_logger
+    from app.sync import runtime
+    from workers.broker import bind, make_broker, start_worker
 
     settings = _settings()
     _logging(settings)
@@ -68,9 +68,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from . import runtime
-    from .queue import bind, make_broker
-    from .scheduler import LEASE_TTL, Scheduler
+    from app.sync import runtime
+    from workers.broker import bind, make_broker
+    from workers.scheduler import LEASE_TTL, Scheduler
 
     settings = _settings()
     _logging(settings)
@@ -94,7 +94,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from .migrate import downgrade, upgrade
+    from app.platform.migrate import downgrade, upgrade
 
     settings = _settings()
     _logging(settings)
@@ -103,12 +103,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         upgrade(settings.database_url, args.revision)
     return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(port=args.port, keep_serving=not args.no_wait)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--revision", default="head")
     p.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
     p.set_defaults(func=cmd_migrate)
-    p = sub.add_parser("demo", help="the bridge with a simulated tenant and booking system, and a scripted story")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--no-wait", action="store_true", help="exit after the story instead of serving until Ctrl-C")
-    p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from app.simulators.processes import run_bridge, wait_for
-from app.simulators.sandbox import Sandbox
+from simulators.processes import run_bridge, wait_for
+from simulators.sandbox import Sandbox
 
 PARIS = ZoneInfo("Europe/Paris")
 PG_ADMIN = os.environ.get("ROOMBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

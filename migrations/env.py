@@ -3,8 +3,8 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from app.db import make_engine
+import app.platform.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from app.platform.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import redis
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("ROOMBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("ROOMBRIDGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -104,7 +104,7 @@ def web_client(request: pytest.FixtureRequest, tmp_path):
     for the test to inspect."""
     from starlette.testclient import TestClient
 
-    from app.migrate import upgrade
+    from app.platform.migrate import upgrade
     from app.web.app import create_app
 
     if request.param == "embedded":

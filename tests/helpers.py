@@ -8,10 +8,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.crypto import SecretBox, digest
-from app.models import Integration, Room, Subscription, utcnow
-
-from .conftest import SECRET_KEY
+from app.platform.crypto import SecretBox, digest
+from app.platform.models import Integration, Room, Subscription, utcnow
+from tests.conftest import SECRET_KEY
 
 
 def seed_subscription(engine, client_state: str = "the-client-state", enabled: bool = True,

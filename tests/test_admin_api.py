@@ -6,13 +6,12 @@ import pytest
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from app.crypto import SecretBox
-from app.migrate import upgrade
-from app.models import Integration
-from app.runtime import current
+from app.platform.crypto import SecretBox
+from app.platform.migrate import upgrade
+from app.platform.models import Integration
+from app.sync.runtime import current
 from app.web.app import create_app
-
-from .conftest import ADMIN_TOKEN, SECRET_KEY, make_settings
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY, make_settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GRAPH_SECRET = "graph-client-secret-value"

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.booking.contract import Loan
-from app.booking_rules import (
+from app.core.booking_rules import (
     CreateEvent,
     DeleteEvent,
     DesiredEvent,
@@ -28,10 +27,11 @@ from app.booking_rules import (
     settle_conflict,
     synced_fields,
 )
-from app.graph.types import Attendee, OutlookEvent
-from app.models import Link
-from app.outlook_rules import DesiredLoan, Requester, round_slot
-from app.policy import Policy
+from app.core.contract import Loan
+from app.core.graph import Attendee, OutlookEvent
+from app.core.outlook_rules import DesiredLoan, Requester, round_slot
+from app.core.policy import Policy
+from app.platform.models import Link
 
 NOW = datetime(2030, 3, 1, 8, 0, tzinfo=UTC)
 POLICY = Policy("int-1", frozenset({"contoso.com"}), "accueil@contoso.com")

@@ -12,14 +12,13 @@ import pytest
 from sqlmodel import Session
 from starlette.testclient import TestClient
 
-from app.migrate import upgrade
-from app.models import Integration
-from app.runtime import current
-from app.signing import sign
+from app.core.signing import sign
+from app.platform.migrate import upgrade
+from app.platform.models import Integration
+from app.sync.runtime import current
 from app.web.app import create_app
-
-from .conftest import make_settings
-from .helpers import queued, seed_subscription
+from tests.conftest import make_settings
+from tests.helpers import queued, seed_subscription
 
 HOOK_SECRET = "hook"  # what tests.helpers.seed_subscription stores
 

@@ -10,12 +10,11 @@ import pytest
 from dramatiq.common import dq_name
 from starlette.testclient import TestClient
 
-from app.migrate import upgrade
-from app.runtime import current
+from app.platform.migrate import upgrade
+from app.sync.runtime import current
 from app.web.app import create_app
-
-from .conftest import make_settings
-from .helpers import queued, seed_subscription
+from tests.conftest import make_settings
+from tests.helpers import queued, seed_subscription
 
 VECTORS = Path(__file__).resolve().parent / "vectors"  # official Graph documentation payloads
 CLIENT_STATE = "s3cr3t-client-state"
@@ -145,7 +144,7 @@ def test_disabled_integration_gets_nothing_enqueued(stack) -> None:
     client, queue, sub = stack
     from sqlmodel import Session
 
-    from app.models import Integration
+    from app.platform.models import Integration
 
     with Session(current().engine) as s:
         integration = s.get(Integration, sub.integration_id)

@@ -10,12 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app.migrate import upgrade
-from app.runtime import current
+from app.platform.migrate import upgrade
+from app.sync.runtime import current
 from app.web.app import create_app
-
-from .conftest import make_settings
-from .helpers import seed_subscription
+from tests.conftest import make_settings
+from tests.helpers import seed_subscription
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

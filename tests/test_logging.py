@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from app.logging import configure_logging, get_logger, request_id_var
+from app.platform.logging import configure_logging, get_logger, request_id_var
 
 
 def test_json_lines_with_request_id_and_redaction(capfd) -> None:

@@ -8,13 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide_outlook_change
-from app.graph.types import Attendee, OutlookEvent
-from app.models import Link
-from app.outlook_rules import (
-    EPOCH, DesiredLoan, Gone, Refusal, apply_availability, evaluate, holds_live_copy, round_slot,
+from app.core.decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide_outlook_change
+from app.core.graph import Attendee, OutlookEvent
+from app.core.outlook_rules import (
+    EPOCH,
+    DesiredLoan,
+    Gone,
+    Refusal,
+    apply_availability,
+    evaluate,
+    holds_live_copy,
+    round_slot,
 )
-from app.policy import Policy
+from app.core.policy import Policy
+from app.platform.models import Link
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 ROOMS = {"room-a@contoso.com"}  # rooms holding a live copy
@@ -136,7 +143,7 @@ def test_excluded_subject_and_private_skip() -> None:
 
 
 def _desired(rooms=("room-a@contoso.com", "room-b@contoso.com")) -> DesiredLoan:
-    from app.outlook_rules import Requester
+    from app.core.outlook_rules import Requester
 
     return DesiredLoan("uid-1", Requester("alice@contoso.com", "Alice"), NOW, NOW + timedelta(hours=1), rooms)
 

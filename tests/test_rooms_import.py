@@ -17,19 +17,19 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from app import rooms, subscriptions
-from app.integrations import IntegrationCreate, new_integration
-from app.migrate import upgrade
-from app.models import Integration, JournalEntry, Room, Subscription
-from app.runtime import Runtime
-from app.simulators import sandbox as sandbox_module
-from app.simulators.graph.testing import shared_ca
-from app.simulators.sandbox import ROOMS, Sandbox
-from app.simulators.server import ServerThread, free_port
+from app.platform.migrate import upgrade
+from app.platform.models import Integration, JournalEntry, Room, Subscription
+from app.sync import rooms, subscriptions
+from app.sync.integrations import IntegrationCreate, new_integration
+from app.sync.runtime import Runtime
 from app.web.app import create_app
-
-from .conftest import make_settings
-from .helpers import queued
+from simulators import sandbox as sandbox_module
+from simulators.sandbox import ROOMS, Sandbox
+from simulators.server import ServerThread, free_port
+from tests.conftest import make_settings
+from tests.helpers import queued
+from tests.simulators.graph_helpers import shared_ca
+from workers import actors
 
 JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
 
@@ -95,7 +95,8 @@ class Live:
     def import_and_subscribe(self) -> list[str]:
         room_ids = rooms.import_rooms(self.rt, self.integration_id)
         for room_id in room_ids:
-            subscriptions.ensure_subscription(self.rt, room_id)
+            _sub_id, followups = subscriptions.ensure_subscription(self.rt, room_id)
+            actors.dispatch(followups)
         return room_ids
 
 

@@ -14,15 +14,14 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session
 
-from app import leases
-from app.db import make_engine
-from app.migrate import upgrade
-from app.models import Integration, Room, Subscription, utcnow
-from app.runtime import Runtime
-from app.scheduler import LEASE_NAME, Memo, Scheduler, due_work, older_than
-
-from .conftest import ADMIN_TOKEN, SECRET_KEY, make_settings
-from .helpers import seed_subscription
+from app.platform import leases
+from app.platform.db import make_engine
+from app.platform.migrate import upgrade
+from app.platform.models import Integration, Room, Subscription, utcnow
+from app.sync.runtime import Runtime
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY, make_settings
+from tests.helpers import seed_subscription
+from workers.scheduler import LEASE_NAME, Memo, Scheduler, due_work, older_than
 
 TTL = timedelta(seconds=30)
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from app.settings import SettingsError, load_settings
+from app.platform.settings import SettingsError, load_settings
 
 GOOD = {"ADMIN_TOKEN": "a" * 20, "SECRET_KEY": "k" * 32}
 

@@ -10,18 +10,16 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from app import subscriptions
-from app.graph.errors import (
+from app.adapters.graph.errors import (
     GraphAuthError,
     GraphConflict,
     GraphError,
     GraphNotFound,
     GraphThrottled,
 )
-from app.models import Room, Subscription, utcnow
-from app.scheduler import Memo, due_work, tick
-from app.simulators.graph.errors import GraphError as SimGraphError
-from app.subscriptions import (
+from app.platform.models import Room, Subscription, utcnow
+from app.sync import subscriptions
+from app.sync.subscriptions import (
     LIFETIME,
     PATCH_GAP,
     patch_wait,
@@ -29,9 +27,11 @@ from app.subscriptions import (
     renewal_due,
     same_resource,
 )
-
-from .conftest import ADMIN_TOKEN
-from .test_rooms_import import JUPITER, SATURNE, Live, live_fixture, stack_urls_fixture  # noqa: F401  (fixtures)
+from simulators.graph.errors import GraphError as SimGraphError
+from tests.conftest import ADMIN_TOKEN
+from tests.test_rooms_import import JUPITER, SATURNE, Live, live_fixture, stack_urls_fixture  # noqa: F401  (fixtures)
+from workers import actors
+from workers.scheduler import Memo, due_work, tick
 
 NOW = utcnow()
 
@@ -103,7 +103,7 @@ def test_404_on_renew_creates_a_new_subscription_and_reconciles_the_room(live: L
     live.sandbox.graph.backend.subscriptions.delete(old.id)  # Graph forgot it
     live.clear()
 
-    subscriptions.renew(live.rt, old.id)
+    actors.dispatch(subscriptions.renew(live.rt, old.id))
 
     [new] = live.subs(JUPITER)
     assert new.id != old.id and new.id in live.sandbox.graph.subscriptions
@@ -121,7 +121,8 @@ def test_409_on_create_adopts_the_existing_subscription(live: Live) -> None:
         s.commit()
     live.clear()
 
-    new_id = subscriptions.ensure_subscription(live.rt, live.room(JUPITER).id)
+    new_id, followups = subscriptions.ensure_subscription(live.rt, live.room(JUPITER).id)
+    actors.dispatch(followups)
 
     graph_subs = live.sandbox.graph.subscriptions
     assert new_id != orphan.id and orphan.id not in graph_subs and new_id in graph_subs
@@ -188,7 +189,7 @@ def test_unknown_lifecycle_event_is_logged_never_fatal(live: Live) -> None:
     live.import_and_subscribe()
     [sub] = live.subs(JUPITER)
     live.clear()
-    subscriptions.handle_lifecycle(live.rt, sub.id, "somethingNew")
+    assert subscriptions.handle_lifecycle(live.rt, sub.id, "somethingNew") == []
     subscriptions.handle_lifecycle(live.rt, "no-such-subscription", "missed")
     assert live.messages() == [] and _patches(live) == 0
 
@@ -245,7 +246,9 @@ def test_polling_fallback_when_graph_refuses_a_room(live: Live, monkeypatch: pyt
     # Once Graph accepts it, it is subscribed again, no longer polled, and reconciled for the gap.
     monkeypatch.setattr(sim_subs, "create", create)
     live.clear()
-    assert subscriptions.ensure_subscription(live.rt, room.id) is not None
+    sub_id, followups = subscriptions.ensure_subscription(live.rt, room.id)
+    actors.dispatch(followups)
+    assert sub_id is not None
     assert not live.room(SATURNE).polling and len(live.subs(SATURNE)) == 1
     assert live.count("reconcile_room") == 1
     assert httpx.get(f"{live.base_url}/readyz").json()["polled_rooms"] == []
@@ -259,9 +262,9 @@ def test_a_replacement_that_failed_half_way_is_completed_by_the_retry(live: Live
     live.update(Subscription, old.id, status="removed")  # as left by the failed first attempt
     live.clear()
 
-    subscriptions.renew(live.rt, old.id)  # the retry
+    actors.dispatch(subscriptions.renew(live.rt, old.id))  # the retry
 
     [new] = live.subs(JUPITER)
     assert new.id in live.sandbox.graph.subscriptions and live.count("reconcile_room") == 1
-    subscriptions.renew(live.rt, old.id)  # once more: nothing new
+    actors.dispatch(subscriptions.renew(live.rt, old.id))  # once more: nothing new
     assert [s.id for s in live.subs(JUPITER)] == [new.id] and live.count("reconcile_room") == 1

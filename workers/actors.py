@@ -9,19 +9,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage
 
-import app.queue  # noqa: F401  (placeholder broker before any actor is declared)
-from app import booking_to_outlook, hints, journal, outlook_to_booking, reconcile, rooms, subscriptions
-from app.booking.client import BookingConflict, BookingRejected, BookingUnavailable
-from app.db import session_scope
-from app.graph.errors import GraphAuthError, GraphThrottled
-from app.locks import LockTimeout
-from app.logging import get_logger
-from app.runtime import current
-from app.throttle import MailboxBusy
+from app.adapters.booking.client import BookingConflict, BookingRejected, BookingUnavailable
+from app.adapters.graph.errors import GraphAuthError, GraphThrottled
+from app.core.followups import FollowUp, ReconcileRoom, RenewLater
+from app.platform import hints
+from app.platform.db import session_scope
+from app.platform.locks import LockTimeout
+from app.platform.logging import get_logger
+from app.platform.throttle import MailboxBusy
+from app.sync import booking_to_outlook, journal, outlook_to_booking, reconcile, rooms, subscriptions
+from app.sync.runtime import current
 
 log = get_logger("roombridge.jobs")
+
+# Actors are declared at import on a placeholder broker, so that importing them never connects anywhere;
+# `workers.broker.bind` moves them to the real one.
+if dramatiq.broker.global_broker is None:
+    dramatiq.set_broker(StubBroker())
 
 MAX_RETRIES = 10  # then the journal holds the error (bounded retries, as the seed products do)
 MIN_BACKOFF_MS = 1_000
@@ -103,13 +110,14 @@ def import_rooms(integration_id: str) -> None:
 @dramatiq.actor(queue_name="admin", **OPTIONS)
 def ensure_subscription(room_id: str) -> None:
     with _Retryable():
-        subscriptions.ensure_subscription(current(), room_id)
+        _sub_id, followups = subscriptions.ensure_subscription(current(), room_id)
+        dispatch(followups)
 
 
 @dramatiq.actor(queue_name="admin", **OPTIONS)
 def handle_lifecycle(subscription_id: str, event: str) -> None:
     with _Retryable():
-        subscriptions.handle_lifecycle(current(), subscription_id, event)
+        dispatch(subscriptions.handle_lifecycle(current(), subscription_id, event))
 
 
 @dramatiq.actor(queue_name="hints", **OPTIONS)
@@ -148,7 +156,7 @@ def _send_coalesced(actor: dramatiq.Actor, key: str, args: tuple) -> bool:
 @dramatiq.actor(queue_name="admin", **OPTIONS)
 def renew_subscription(subscription_id: str, reauthorize: bool = False) -> None:
     with _Retryable():
-        subscriptions.renew(current(), subscription_id, reauthorize=reauthorize)
+        dispatch(subscriptions.renew(current(), subscription_id, reauthorize=reauthorize))
 
 
 @dramatiq.actor(queue_name="hints", **OPTIONS)
@@ -163,6 +171,18 @@ def send_loan_hint(integration_id: str, loan_id: str) -> bool:
     """Enqueue one re-read for a burst of reverse hooks about the same loan (SPEC §7); False if one is pending."""
     return _send_coalesced(process_loan, booking_to_outlook.hint_key(integration_id, loan_id),
                            (integration_id, loan_id))
+
+
+def dispatch(followups: list[FollowUp]) -> None:
+    """Enqueue the follow-up work a sync step asked for."""
+    for f in followups:
+        if isinstance(f, ReconcileRoom):
+            reconcile_room.send(f.room_id)
+        elif isinstance(f, RenewLater):
+            renew_subscription.send_with_options(args=(f.subscription_id, f.reauthorize),
+                                                 delay=int(f.delay.total_seconds() * 1000))
+        else:
+            ensure_subscription.send(f.room_id)
 
 
 ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle, reconcile_room, renew_subscription,

@@ -15,13 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..crypto import new_token
-from ..db import session_scope
-from ..integrations import IntegrationCreate, IntegrationFields, apply_fields, new_integration, public_view
-from ..models import Integration, JournalEntry, Link, Room, Subscription
-from ..rooms import active_rooms
-from ..runtime import current
-from .common import ApiError, read_body
+from app.platform.crypto import new_token
+from app.platform.db import session_scope
+from app.platform.models import Integration, JournalEntry, Link, Room, Subscription
+from app.sync.integrations import IntegrationCreate, IntegrationFields, apply_fields, new_integration, public_view
+from app.sync.rooms import active_rooms
+from app.sync.runtime import current
+from app.web.common import ApiError, read_body
+from workers import actors
+from workers.scheduler import lease_status
 
 Handler = Callable[[Request], Awaitable[Response]]
 M = TypeVar("M", bound=BaseModel)
@@ -67,8 +69,6 @@ async def _parse(request: Request, model: type[M]) -> M:
 
 
 def _enqueue_import(integration_id: str) -> None:
-    from workers import actors
-
     actors.import_rooms.send(integration_id)
 
 
@@ -170,8 +170,6 @@ async def sync_rooms(request: Request) -> Response:
 
 
 def _enqueue_reconcile(integration_id: str, full: bool, since: str | None = None) -> int:
-    from workers import actors
-
     with Session(current().engine) as s:
         integration = _get(s, integration_id)
         if not integration.enabled:
@@ -205,7 +203,6 @@ async def backfill(request: Request) -> Response:
 @admin
 async def integration_status(request: Request) -> Response:
     """Rooms (imported, polled), subscriptions (active, next expiry), last rooms import, the active scheduler."""
-    from ..scheduler import lease_status
 
     def work() -> dict[str, Any]:
         rt = current()

@@ -12,14 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .. import runtime as runtime_mod
-from ..logging import get_logger
-from ..queue import bind, make_broker, start_worker
-from ..runtime import Runtime
-from ..scheduler import Scheduler
-from ..settings import Settings
-from . import admin, hooks, intake, ops
-from .common import RequestIdMiddleware, error_response, handle_http_exception
+from app.platform.logging import get_logger
+from app.platform.settings import Settings
+from app.sync import runtime as runtime_mod
+from app.sync.runtime import Runtime
+from app.web import admin, hooks, intake, ops
+from app.web.common import RequestIdMiddleware, error_response, handle_http_exception
+from workers.broker import bind, make_broker, start_worker
+from workers.scheduler import Scheduler
 
 log = get_logger("roombridge.web")
 

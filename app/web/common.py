@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..logging import request_id_var
+from app.platform.logging import request_id_var
 
 MAX_BODY_BYTES = 1024 * 1024  # SPEC §5: over 1 MiB → 413
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

@@ -16,14 +16,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..booking.contract import HookType
-from ..logging import get_logger
-from ..metrics import HOOKS
-from ..models import Integration, SeenDelivery
-from ..policy import Policy
-from ..runtime import current
-from ..signing import DELIVERY_HEADER, SIGNATURE_HEADER, SignatureError, verify
-from .common import ApiError, error_response, read_body
+from app.core.contract import HookType
+from app.core.policy import Policy
+from app.core.signing import DELIVERY_HEADER, SIGNATURE_HEADER, SignatureError, verify
+from app.platform.logging import get_logger
+from app.platform.metrics import HOOKS
+from app.platform.models import Integration, SeenDelivery
+from app.sync.runtime import current
+from app.web.common import ApiError, error_response, read_body
+from workers import actors
 
 log = get_logger("roombridge.hooks")
 
@@ -75,8 +76,6 @@ def _forget_delivery(delivery_id: str) -> None:
 
 
 def _enqueue(integration_id: str, loan_id: str) -> None:
-    from workers import actors
-
     actors.send_loan_hint(integration_id, loan_id)
 
 

@@ -14,13 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from ..crypto import same_digest
-from ..logging import get_logger
-from ..metrics import NOTIFICATIONS
-from ..models import Integration, Subscription
-from ..notifications import ChangeNotification, MalformedPayload, parse_batch
-from ..runtime import current
-from .common import ApiError, error_response, read_body
+from app.core.notifications import ChangeNotification, MalformedPayload, parse_batch
+from app.platform.crypto import same_digest
+from app.platform.logging import get_logger
+from app.platform.metrics import NOTIFICATIONS
+from app.platform.models import Integration, Subscription
+from app.sync.runtime import current
+from app.web.common import ApiError, error_response, read_body
+from workers import actors
 
 log = get_logger("roombridge.intake")
 
@@ -96,8 +97,6 @@ async def _intake(request: Request, kind: str) -> Response:
 
 
 def _enqueue(kind: str, accepted: list[tuple[ChangeNotification, Target]]) -> None:
-    from workers import actors
-
     for item, target in accepted:
         if kind == "lifecycle":
             actors.handle_lifecycle.send(item.subscription_id, item.lifecycle_event or "")

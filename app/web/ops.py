@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..runtime import current
+from app.sync.runtime import current
 
 
 async def healthz(request: Request) -> Response:
@@ -39,7 +39,7 @@ def _checks() -> dict[str, str]:
 
 def _polled_rooms() -> list[str]:
     """Rooms Graph refused to subscribe (SPEC §4): still synced, by periodic delta, so ready — but say which."""
-    from ..models import Room
+    from app.platform.models import Room
 
     try:
         with Session(current().engine) as s:

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.booking.contract import LoanCreate, LoanItemRef, Place, Requester
-from app.simulators.server import ServerThread
+from app.core.contract import LoanCreate, LoanItemRef, Place, Requester
+from simulators.server import ServerThread
 
 API_KEY = "sim-api-key-0123456789abcdef"
 HOOK_SECRET = "hook-secret-for-tests"

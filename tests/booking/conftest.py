@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.booking.client import BookingClient
-from app.booking.contract import Place, PlaceUpsert
-from app.simulators.booking import BookingSimulator
-
-from .booking_helpers import API_KEY, HOOK_SECRET, HookReceiver
+from app.adapters.booking.client import BookingClient
+from app.core.contract import Place, PlaceUpsert
+from simulators.booking import BookingSimulator
+from tests.booking.booking_helpers import API_KEY, HOOK_SECRET, HookReceiver
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.booking.client import (
+from app.adapters.booking.client import (
     BookingClient,
     BookingConflict,
     BookingError,
@@ -26,11 +26,10 @@ from app.booking.client import (
     BookingUnavailable,
     parse_retry_after,
 )
-from app.booking.contract import LoanPatch, Place, PlaceUpsert, Requester
-from app.simulators.booking import BookingSimulator
-from app.simulators.server import ServerThread
-
-from .booking_helpers import API_KEY, T0, new_loan
+from app.core.contract import LoanPatch, Place, PlaceUpsert, Requester
+from simulators.booking import BookingSimulator
+from simulators.server import ServerThread
+from tests.booking.booking_helpers import API_KEY, T0, new_loan
 
 HOUR = timedelta(hours=1)
 

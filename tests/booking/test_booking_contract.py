@@ -11,9 +11,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 
-from app.booking import contract
-from app.booking.contract import HookPayload, Loan, LoanCreate, LoanPatch, PlaceUpsert, hook_type_for, utc_iso
-from app.simulators.booking import BookingSimulator
+from app.core import contract
+from app.core.contract import HookPayload, Loan, LoanCreate, LoanPatch, PlaceUpsert, hook_type_for, utc_iso
+from simulators.booking import BookingSimulator
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "booking-api.openapi.yaml"
 MODELS: list[type[BaseModel]] = [

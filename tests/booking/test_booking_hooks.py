@@ -8,12 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from app.booking.client import BookingClient
-from app.booking.contract import HookPayload, LoanPatch, Place
-from app.signing import DELIVERY_HEADER, SIGNATURE_HEADER, SignatureError, verify
-from app.simulators.booking import BookingSimulator
-
-from .booking_helpers import HOOK_SECRET, T0, HookReceiver, Received, new_loan
+from app.adapters.booking.client import BookingClient
+from app.core.contract import HookPayload, LoanPatch, Place
+from app.core.signing import DELIVERY_HEADER, SIGNATURE_HEADER, SignatureError, verify
+from simulators.booking import BookingSimulator
+from tests.booking.booking_helpers import HOOK_SECRET, T0, HookReceiver, Received, new_loan
 
 HOUR = timedelta(hours=1)
 USER = {"email": "bob@contoso.com", "name": "Bob"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.signing import TOLERANCE_S, SignatureError, sign, verify
+from app.core.signing import TOLERANCE_S, SignatureError, sign, verify
 
 SECRET = "s3cret"
 BODY = b'{"type":"loan.created","loan":{}}'

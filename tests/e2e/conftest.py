@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.simulators.sandbox import Sandbox
-
-from .harness import Bridge, run_bridge, wait_for
+from simulators.sandbox import Sandbox
+from tests.e2e.harness import Bridge, run_bridge, wait_for
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The end-to-end tests' view of `app.simulators.processes`, with the test suite's admin token and secret key."""
+"""The end-to-end tests' view of `simulators.processes`, with the test suite's admin token and secret key."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.simulators.processes import Bridge, wait_for
-from app.simulators.processes import run_bridge as _run_bridge
-from app.simulators.sandbox import Sandbox
-
-from ..conftest import ADMIN_TOKEN, SECRET_KEY
+from simulators.processes import Bridge, wait_for
+from simulators.processes import run_bridge as _run_bridge
+from simulators.sandbox import Sandbox
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 __all__ = ["AUTH", "Bridge", "run_bridge", "wait_for"]

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from .harness import wait_for
-from .two_way import ALICE, JUPITER, SATURNE, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
+from tests.e2e.harness import wait_for
+from tests.e2e.two_way import ALICE, JUPITER, SATURNE, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +137,7 @@ def test_event_already_deleted_counts_as_done(stack: TwoWay) -> None:
 
 
 def test_direction_outlook_to_booking_ignores_the_booking_side(tmp_path) -> None:
-    from .two_way import two_way
+    from tests.e2e.two_way import two_way
 
     with two_way(tmp_path, f"sqlite:///{tmp_path / 'rb.db'}", direction="outlook_to_booking") as tw:
         tw.sandbox.booking.create_loan(ALICE, *slot(hour=9), places=[JUPITER])

@@ -11,8 +11,8 @@ from datetime import datetime
 
 import pytest
 
-from .harness import wait_for
-from .two_way import ALICE, JUPITER, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
+from tests.e2e.harness import wait_for
+from tests.e2e.two_way import ALICE, JUPITER, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
 
 pytestmark = pytest.mark.slow
 NOTIFICATION_DELAY_S = 4.0

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from .harness import wait_for
-from .two_way import ALICE, JUPITER, SATURNE, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
+from tests.e2e.harness import wait_for
+from tests.e2e.two_way import ALICE, JUPITER, SATURNE, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
 
 pytestmark = pytest.mark.slow
 N = 100

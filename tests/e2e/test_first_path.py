@@ -12,9 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.simulators.sandbox import Sandbox
-
-from .harness import run_bridge, wait_for
+from simulators.sandbox import Sandbox
+from tests.e2e.harness import run_bridge, wait_for
 
 PARIS = ZoneInfo("Europe/Paris")
 pytestmark = pytest.mark.slow

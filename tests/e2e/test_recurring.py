@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from .harness import wait_for
+from tests.e2e.harness import wait_for
 
 pytestmark = pytest.mark.slow
 PARIS = ZoneInfo("Europe/Paris")

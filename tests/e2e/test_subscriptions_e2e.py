@@ -18,12 +18,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, select
 
-from app.db import make_engine
-from app.models import Subscription, utcnow
-from app.simulators.sandbox import Sandbox
-
-from ..conftest import ADMIN_TOKEN, SECRET_KEY
-from .harness import run_bridge, wait_for
+from app.platform.db import make_engine
+from app.platform.models import Subscription, utcnow
+from simulators.sandbox import Sandbox
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
+from tests.e2e.harness import run_bridge, wait_for
 
 PARIS = ZoneInfo("Europe/Paris")
 pytestmark = pytest.mark.slow

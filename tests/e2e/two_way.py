@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.simulators.sandbox import Sandbox
-
-from .harness import Bridge, run_bridge, wait_for
+from simulators.sandbox import Sandbox
+from tests.e2e.harness import Bridge, run_bridge, wait_for
 
 JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
 ALICE = {"email": "alice@contoso.com", "name": "Alice Martin"}

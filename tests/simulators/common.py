@@ -14,8 +14,8 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import CLIENT_ID, CLIENT_SECRET
+from simulators.graph import GraphSimulator
+from tests.simulators.graph_helpers import CLIENT_ID, CLIENT_SECRET
 
 T = TypeVar("T")
 C = TypeVar("C")

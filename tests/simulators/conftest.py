@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import WebhookReceiver, graph_client, seeded_simulator, shared_ca
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
+from simulators.graph import GraphSimulator
+from simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
+from tests.simulators.graph_helpers import WebhookReceiver, graph_client, seeded_simulator, shared_ca
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import httpx
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
-from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import CLIENT_SECRET, fetch_token, trust
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
-
-from .common import ALICE, GRAPH_SCOPE, credential
+from simulators.graph import GraphSimulator
+from simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
+from tests.simulators.common import ALICE, GRAPH_SCOPE, credential
+from tests.simulators.graph_helpers import CLIENT_SECRET, fetch_token, trust
 
 
 @pytest.fixture

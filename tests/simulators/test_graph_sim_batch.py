@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.simulators.graph import GraphSimulator
-
-from .common import ALICE, HOUR, NINE, ROOM_A, ROOM_B
+from simulators.graph import GraphSimulator
+from tests.simulators.common import ALICE, HOUR, NINE, ROOM_A, ROOM_B
 
 
 def test_a_batch_of_gets_answers_each_item(sim: GraphSimulator, graph: httpx.Client) -> None:

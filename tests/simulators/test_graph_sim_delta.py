@@ -8,9 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.simulators.graph import GraphSimulator
-
-from .common import ALICE, HOUR, NINE, ROOM_A
+from simulators.graph import GraphSimulator
+from tests.simulators.common import ALICE, HOUR, NINE, ROOM_A
 
 WINDOW = {"startDateTime": "2031-03-01T00:00:00Z", "endDateTime": "2031-04-01T00:00:00Z"}
 

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import ROOMS
+from simulators.graph import GraphSimulator
+from tests.simulators.graph_helpers import ROOMS
 
 PLACES_PATHS = ["/places/microsoft.graph.room", "/places/graph.room"]
 

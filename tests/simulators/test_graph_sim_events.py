@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 
-from app.simulators.graph import GraphSimulator
-
-from .common import ALICE, BOB, HOUR, NINE, ROOM_A, ROOM_B, ROOM_C
+from simulators.graph import GraphSimulator
+from tests.simulators.common import ALICE, BOB, HOUR, NINE, ROOM_A, ROOM_B, ROOM_C
 
 
 def meeting_payload(

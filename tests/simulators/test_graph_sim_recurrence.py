@@ -14,11 +14,10 @@ from msgraph.generated.models.event_type import EventType
 from msgraph.generated.users.item.calendar_view.calendar_view_request_builder import CalendarViewRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
-from app.simulators.graph import GraphSimulator
-from app.simulators.graph.recurrence import Recurrence
-from app.simulators.graph.testing import WebhookReceiver
-
-from .common import ALICE, BOB, HOUR, ROOM_A, ROOM_B, with_client
+from simulators.graph import GraphSimulator
+from simulators.graph.recurrence import Recurrence
+from tests.simulators.common import ALICE, BOB, HOUR, ROOM_A, ROOM_B, with_client
+from tests.simulators.graph_helpers import WebhookReceiver
 
 PARIS = ZoneInfo("Europe/Paris")
 FIRST = datetime(2031, 3, 17, 9, 0, tzinfo=PARIS)  # a Monday; DST starts 2031-03-30 and ends 2031-10-26

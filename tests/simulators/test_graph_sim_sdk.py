@@ -17,9 +17,8 @@ from msgraph.generated.models.response_type import ResponseType
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
-from app.simulators.graph import GraphSimulator
-
-from .common import ALICE, NINE, ROOM_A, with_client
+from simulators.graph import GraphSimulator
+from tests.simulators.common import ALICE, NINE, ROOM_A, with_client
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import CLIENT_ID, TENANT_ID, WebhookReceiver
-
-from .common import ALICE, HOUR, NINE, ROOM_A, ROOM_B
+from simulators.graph import GraphSimulator
+from tests.simulators.common import ALICE, HOUR, NINE, ROOM_A, ROOM_B
+from tests.simulators.graph_helpers import CLIENT_ID, TENANT_ID, WebhookReceiver
 
 CLIENT_STATE = "k" * 128
 

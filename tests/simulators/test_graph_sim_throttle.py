@@ -7,11 +7,10 @@ import asyncio
 import httpx
 import pytest
 
-from app.simulators.graph import GraphSimulator
-from app.simulators.graph.testing import fetch_token, trust
-from app.simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
-
-from .common import ROOM_A, ROOM_B
+from simulators.graph import GraphSimulator
+from simulators.server import TestCA as CertificateAuthority  # aliased: pytest would collect Test*
+from tests.simulators.common import ROOM_A, ROOM_B
+from tests.simulators.graph_helpers import fetch_token, trust
 
 
 def fire(sim: GraphSimulator, ca: CertificateAuthority, paths: list[str]) -> list[httpx.Response]:

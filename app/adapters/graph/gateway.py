@@ -1,0 +1,406 @@
+"""The one place that talks to Microsoft Graph, through msgraph-sdk, for one integration (one app registration).
+
+Authentication is always azure-identity's `ClientSecretCredential`. The SDK's own retry handler is switched off:
+the job queue owns retries (a worker must not sleep holding a mailbox slot, and waits must not stack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.identity.aio import ClientSecretCredential
+from httpx import HTTPError
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.attendee import Attendee as SdkAttendee
+from msgraph.generated.models.attendee_type import AttendeeType
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+from msgraph.generated.models.email_address import EmailAddress
+from msgraph.generated.models.event import Event as SdkEvent
+from msgraph.generated.models.free_busy_status import FreeBusyStatus
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.location import Location
+from msgraph.generated.models.location_type import LocationType
+from msgraph.generated.models.location_unique_id_type import LocationUniqueIdType
+from msgraph.generated.models.subscription import Subscription as SdkSubscription
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
+from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
+from msgraph.generated.users.item.events.item.instances.instances_request_builder import InstancesRequestBuilder
+from msgraph_core import GraphClientFactory
+
+from app.adapters.graph.errors import (
+    GraphAuthError,
+    GraphConflict,
+    GraphError,
+    GraphGone,
+    GraphNotFound,
+    GraphThrottled,
+)
+from app.core.graph import Attendee, EventWrite, GraphRoom, GraphSubscription, OutlookEvent
+from app.core.timezones import parse_graph_datetime
+from app.platform.settings import DEFAULT_AUTHORITY_HOST
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+UTC_TIMES = 'outlook.timezone="UTC"'
+DEFAULT_RETRY_AFTER_S = 5.0
+
+T = TypeVar("T")
+
+
+def _enum(value: Any, default: str = "") -> str:
+    if value is None:
+        return default
+    return str(getattr(value, "value", value))
+
+
+def _config(*prefer: str) -> RequestConfiguration:
+    config: RequestConfiguration = RequestConfiguration()
+    for p in prefer:
+        config.headers.add("Prefer", p)
+    return config
+
+
+def to_outlook_event(ev: Any, mailbox: str) -> OutlookEvent:
+    """SDK `Event` → `OutlookEvent` (UTC times, lower-case addresses)."""
+    organizer = ev.organizer.email_address if ev.organizer and ev.organizer.email_address else None
+
+    def when(dt: Any) -> datetime | None:
+        if dt is None or not dt.date_time:
+            return None
+        return parse_graph_datetime(dt.date_time, dt.time_zone)
+
+    attendees = tuple(
+        Attendee(
+            email=(a.email_address.address or "").lower(),
+            name=a.email_address.name or "",
+            type=_enum(a.type, "required"),
+            response=_enum(a.status.response if a.status else None, "none"),
+        )
+        for a in (ev.attendees or [])
+        if a.email_address is not None
+    )
+    return OutlookEvent(
+        id=ev.id,
+        mailbox=mailbox,
+        ical_uid=ev.i_cal_u_id or "",
+        subject=ev.subject or "",
+        organizer_email=(organizer.address or "").lower() if organizer else "",
+        organizer_name=(organizer.name or "") if organizer else "",
+        start=when(ev.start),
+        end=when(ev.end),
+        attendees=attendees,
+        is_cancelled=bool(ev.is_cancelled),
+        is_all_day=bool(ev.is_all_day),
+        response=_enum(ev.response_status.response if ev.response_status else None, "none"),
+        change_key=ev.change_key,
+        last_modified=ev.last_modified_date_time.astimezone(UTC) if ev.last_modified_date_time else None,
+        type=_enum(ev.type, "singleInstance"),
+        series_master_id=ev.series_master_id,
+        sensitivity=_enum(ev.sensitivity, "normal"),
+        transaction_id=ev.transaction_id,
+        show_as=_enum(ev.show_as) or None,
+    )
+
+
+def to_graph_room(room: Any) -> GraphRoom:
+    address = room.address
+    return GraphRoom(
+        place_id=room.id or "",
+        email=(room.email_address or "").lower(),
+        name=room.display_name or room.email_address or "",
+        capacity=room.capacity,
+        building=room.building,
+        floor=room.floor_label or (str(room.floor_number) if room.floor_number is not None else None),
+        tags=tuple(room.tags or ()),
+        address={
+            k: v
+            for k, v in {
+                "street": getattr(address, "street", None),
+                "city": getattr(address, "city", None),
+                "state": getattr(address, "state", None),
+                "country": getattr(address, "country_or_region", None),
+                "postal_code": getattr(address, "postal_code", None),
+            }.items()
+            if v
+        },
+    )
+
+
+class GraphGateway:
+    """Graph calls for one app registration. Create one per integration per process; use from one event loop."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        base_url: str,
+        authority_host: str = DEFAULT_AUTHORITY_HOST,
+    ) -> None:
+        self._credential = ClientSecretCredential(
+            tenant_id,
+            client_id,
+            client_secret,
+            authority=authority_host,
+            # Instance discovery asks login.microsoftonline.com about the authority: only meaningful for Microsoft's.
+            disable_instance_discovery=authority_host != DEFAULT_AUTHORITY_HOST,
+        )
+        host = urlsplit(base_url).hostname or "graph.microsoft.com"
+        auth = AzureIdentityAuthenticationProvider(self._credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
+        http_client = GraphClientFactory.create_with_default_middleware(
+            options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)}
+        )
+        adapter = GraphRequestAdapter(auth, client=http_client)
+        adapter.base_url = base_url
+        self._client = GraphServiceClient(request_adapter=adapter)
+        self._http = http_client
+
+    async def close(self) -> None:
+        await self._credential.close()
+        await self._http.aclose()
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await fn()
+        except APIError as e:
+            raise _translate(what, e) from None
+        except ClientAuthenticationError as e:
+            raise GraphAuthError(f"{what}: authentication refused ({_first_line(e)})") from None
+        except (ServiceRequestError, HTTPError, OSError) as e:
+            raise GraphThrottled(f"{what}: Graph unreachable ({type(e).__name__})", DEFAULT_RETRY_AFTER_S) from None
+
+    # --- rooms and users -------------------------------------------------------------------------------------------
+
+    async def list_rooms(self) -> list[GraphRoom]:
+        rooms: list[GraphRoom] = []
+        page = await self._call("list rooms", lambda: self._client.places.graph_room.get())
+        while page is not None:
+            rooms.extend(to_graph_room(r) for r in page.value or [])
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+            rooms_page = self._client.places.graph_room.with_url(next_link)
+            page = await self._call("list rooms", rooms_page.get)
+        return rooms
+
+    async def user_id(self, id_or_email: str) -> str:
+        user = await self._call("get user", lambda: self._client.users.by_user_id(id_or_email).get())
+        if user is None or not user.id:
+            raise GraphNotFound(f"user {id_or_email} not found", 404)
+        return user.id
+
+    # --- events ----------------------------------------------------------------------------------------------------
+
+    async def get_event(self, mailbox: str, event_id: str) -> OutlookEvent | None:
+        """The event as it is now, or None if it no longer exists."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(event_id)
+        try:
+            ev = await self._call("get event", lambda: builder.get(_config(IMMUTABLE_IDS, UTC_TIMES)))
+        except GraphNotFound:
+            return None
+        return to_outlook_event(ev, mailbox) if ev is not None else None
+
+    async def find_event_by_ical_uid(self, mailbox: str, ical_uid: str) -> OutlookEvent | None:
+        """The copy of a meeting (occurrence) in `mailbox`, found by its iCalUId."""
+        builder = self._client.users.by_user_id(mailbox).events
+        config = _config(IMMUTABLE_IDS, UTC_TIMES)
+        escaped = ical_uid.replace("'", "''")
+        config.query_parameters = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+            filter=f"iCalUId eq '{escaped}'", top=1)
+        page = await self._call("find event", lambda: builder.get(config))
+        found = (page.value or []) if page is not None else []
+        return to_outlook_event(found[0], mailbox) if found else None
+
+    async def instances(self, mailbox: str, master_id: str, start: datetime, end: datetime) -> list[OutlookEvent]:
+        """The occurrences and exceptions of a series in [start, end)."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(master_id).instances
+        config = _config(IMMUTABLE_IDS, UTC_TIMES)
+        config.query_parameters = InstancesRequestBuilder.InstancesRequestBuilderGetQueryParameters(
+            start_date_time=_iso(start), end_date_time=_iso(end))
+        out: list[OutlookEvent] = []
+        page = await self._call("list occurrences", lambda: builder.get(config))
+        while page is not None:
+            out.extend(to_outlook_event(e, mailbox) for e in page.value or [])
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+            page = await self._call("list occurrences", lambda link=next_link: builder.with_url(link).get(
+                _config(IMMUTABLE_IDS, UTC_TIMES)))
+        return out
+
+    async def calendar_delta(
+        self, mailbox: str, start: datetime, end: datetime, delta_link: str | None = None
+    ) -> tuple[list[OutlookEvent], list[str], str | None]:
+        """One calendarView delta round: (changed events, ids reported `@removed`, the next deltaLink).
+
+        Without `delta_link`, a full sync of [start, end). Raises `GraphGone` when the token is no longer honoured.
+        """
+        builder = self._client.users.by_user_id(mailbox).calendar_view.delta
+        changed: list[OutlookEvent] = []
+        removed: list[str] = []
+        if delta_link:
+            page = await self._call("calendar delta", lambda: builder.with_url(delta_link).get(
+                _config(IMMUTABLE_IDS, UTC_TIMES)))
+        else:
+            config = _config(IMMUTABLE_IDS, UTC_TIMES, "odata.maxpagesize=100")
+            config.query_parameters = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                start_date_time=_iso(start), end_date_time=_iso(end))
+            page = await self._call("calendar delta", lambda: builder.get(config))
+        while page is not None:
+            for ev in page.value or []:
+                if "@removed" in (ev.additional_data or {}):
+                    removed.append(ev.id)
+                else:
+                    changed.append(to_outlook_event(ev, mailbox))
+            next_link = getattr(page, "odata_next_link", None)
+            if not next_link:
+                return changed, removed, getattr(page, "odata_delta_link", None)
+            page = await self._call("calendar delta", lambda link=next_link: builder.with_url(link).get(
+                _config(IMMUTABLE_IDS, UTC_TIMES)))
+        return changed, removed, None
+
+    # --- subscriptions ---------------------------------------------------------------------------------------------
+
+    async def create_subscription(
+        self, resource: str, notification_url: str, lifecycle_url: str, client_state: str, expires_at: datetime
+    ) -> GraphSubscription:
+        body = SdkSubscription(
+            change_type="created,updated,deleted",
+            notification_url=notification_url,
+            lifecycle_notification_url=lifecycle_url,
+            resource=resource,
+            expiration_date_time=expires_at,
+            client_state=client_state,
+        )
+        sub = await self._call(
+            "create subscription", lambda: self._client.subscriptions.post(body, _config(IMMUTABLE_IDS))
+        )
+        assert sub is not None and sub.id and sub.expiration_date_time
+        return GraphSubscription(sub.id, sub.resource or resource, sub.expiration_date_time.astimezone(UTC))
+
+    async def renew_subscription(self, subscription_id: str, expires_at: datetime) -> datetime:
+        body = SdkSubscription(expiration_date_time=expires_at)
+        builder = self._client.subscriptions.by_subscription_id(subscription_id)
+        sub = await self._call("renew subscription", lambda: builder.patch(body))
+        return (sub.expiration_date_time if sub and sub.expiration_date_time else expires_at).astimezone(UTC)
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        try:
+            await self._call(
+                "delete subscription", lambda: self._client.subscriptions.by_subscription_id(subscription_id).delete()
+            )
+        except GraphNotFound:
+            pass
+
+    async def list_subscriptions(self) -> list[dict[str, Any]]:
+        """This app's subscriptions (all pages) as `{"id", "resource", "notification_url"}`."""
+        found: list[dict[str, Any]] = []
+        page = await self._call("list subscriptions", lambda: self._client.subscriptions.get())
+        while page is not None:
+            found.extend({"id": s.id, "resource": s.resource or "", "notification_url": s.notification_url}
+                         for s in page.value or [] if s.id)
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+            subs_page = self._client.subscriptions.with_url(next_link)
+            page = await self._call("list subscriptions", subs_page.get)
+        return found
+
+    async def mailbox_settings(self, mailbox: str) -> dict[str, Any]:
+        """A mailbox's `timeZone` and `workingHours` as plain values; zone names as Graph gives them (Windows or IANA):
+        `{"time_zone", "working_days", "working_start", "working_end", "working_time_zone"}`."""
+        builder = self._client.users.by_user_id(mailbox).mailbox_settings
+        settings = await self._call("get mailbox settings", lambda: builder.get())
+        hours = settings.working_hours if settings else None
+        return {
+            "time_zone": settings.time_zone if settings else None,
+            "working_days": [_enum(d) for d in (hours.days_of_week or [])] if hours else [],
+            "working_start": hours.start_time if hours else None,
+            "working_end": hours.end_time if hours else None,
+            "working_time_zone": hours.time_zone.name if hours and hours.time_zone else None,
+        }
+
+    # --- event writes (booking → Outlook, SPEC §7) ------------------------------------------------------------------
+
+    async def create_event(self, mailbox: str, write: EventWrite) -> OutlookEvent:
+        """Create in `mailbox`'s calendar; its `transactionId` makes a repeated create return the first event."""
+        body = _sdk_event(write)
+        body.transaction_id = write.transaction_id
+        events = self._client.users.by_user_id(mailbox).events
+        ev = await self._call("create event", lambda: events.post(body, _config(IMMUTABLE_IDS, UTC_TIMES)))
+        assert ev is not None
+        return to_outlook_event(ev, mailbox)
+
+    async def patch_event(self, mailbox: str, event_id: str, write: EventWrite) -> OutlookEvent:
+        """Rewrite the fields the bridge owns (raises `GraphNotFound` if the event is gone)."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(event_id)
+        body = _sdk_event(write)
+        ev = await self._call("patch event", lambda: builder.patch(body, _config(IMMUTABLE_IDS, UTC_TIMES)))
+        assert ev is not None
+        return to_outlook_event(ev, mailbox)
+
+    async def delete_event(self, mailbox: str, event_id: str) -> None:
+        """Delete (an organiser's delete cancels the meeting for its rooms); already gone (404) counts as done."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(event_id)
+        try:
+            await self._call("delete event", lambda: builder.delete(_config(IMMUTABLE_IDS)))
+        except GraphNotFound:
+            pass
+
+
+def _sdk_event(write: EventWrite) -> SdkEvent:
+    """The organiser's event as the SDK writes it."""
+
+    def when(dt: datetime) -> DateTimeTimeZone:
+        return DateTimeTimeZone(date_time=dt.astimezone(UTC).replace(tzinfo=None).isoformat(), time_zone="UTC")
+
+    return SdkEvent(
+        subject=write.subject,
+        body=ItemBody(content_type=BodyType.Html, content=write.body_html),
+        start=when(write.start),
+        end=when(write.end),
+        show_as=FreeBusyStatus(write.show_as),
+        attendees=[SdkAttendee(type=AttendeeType.Resource, email_address=EmailAddress(address=e, name=n))
+                   for e, n in write.rooms],
+        locations=[Location(display_name=n, location_type=LocationType.ConferenceRoom,
+                            location_email_address=e, unique_id=e, unique_id_type=LocationUniqueIdType.Directory)
+                   for e, n in write.rooms],
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _translate(what: str, e: APIError) -> GraphError:
+    status = e.response_status_code
+    code = getattr(getattr(e, "error", None), "code", None)
+    message = getattr(getattr(e, "error", None), "message", None) or _first_line(e)
+    text = f"{what}: {status} {code or ''} {message}".strip()
+    if status in (429, 503, 504):
+        headers = {k.lower(): v for k, v in (e.response_headers or {}).items()}
+        raw = headers.get("retry-after")
+        retry_after = float(raw) if raw and str(raw).replace(".", "", 1).isdigit() else DEFAULT_RETRY_AFTER_S
+        return GraphThrottled(text, retry_after, status)
+    if status == 410 or code in ("syncStateNotFound", "SyncStateNotFound", "resyncRequired"):
+        return GraphGone(text, status, code)
+    if status == 404:
+        return GraphNotFound(text, status, code)
+    if status == 409:
+        return GraphConflict(text, status, code)
+    if status in (401, 403):
+        return GraphAuthError(text, status, code)
+    return GraphError(text, status, code)

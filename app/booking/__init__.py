@@ -1,1 +1,0 @@
-"""Booking-system side of the bridge: the Booking API v1 contract and the client the bridge uses."""

@@ -1,0 +1,53 @@
+"""An integration's sync settings as a plain value the pure rules can take (no database, no secrets)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from app.platform.models import Integration
+
+
+@dataclass(frozen=True)
+class Policy:
+    integration_id: str
+    domains: frozenset[str]
+    default_user_email: str | None
+    block_minutes: int = 15
+    horizon_days: int = 180
+    direction: str = "both"
+    private_events: str = "sync_hidden"
+    exclude_subjects: tuple[str, ...] = ()
+    show_pending_as_tentative: bool = True
+
+    @classmethod
+    def of(cls, integration: Integration) -> "Policy":
+        return cls(
+            integration_id=integration.id,
+            domains=frozenset(integration.domains()),
+            default_user_email=(integration.default_user_email or "").lower() or None,
+            block_minutes=integration.block_minutes,
+            horizon_days=integration.horizon_days,
+            direction=integration.direction,
+            private_events=integration.private_events,
+            exclude_subjects=tuple(integration.exclude_subjects),
+            show_pending_as_tentative=integration.show_pending_as_tentative,
+        )
+
+    def in_tenant(self, email: str) -> bool:
+        return email.rpartition("@")[2].lower() in self.domains
+
+    def excluded_subject(self, subject: str) -> str | None:
+        """The first `exclude_subjects` pattern (`*` as joker, case-insensitive) matching `subject`."""
+        for pattern in self.exclude_subjects:
+            if fnmatch.fnmatchcase(subject.lower(), pattern.lower().replace("[", "[[]")):
+                return pattern
+        return None
+
+    @property
+    def outlook_to_booking(self) -> bool:
+        return self.direction in ("both", "outlook_to_booking")
+
+    @property
+    def booking_to_outlook(self) -> bool:
+        return self.direction in ("both", "booking_to_outlook")

@@ -1,1 +1,0 @@
-"""Microsoft Graph: the adapter over msgraph-sdk (`gateway`) and the plain types the sync core works with (`types`)."""

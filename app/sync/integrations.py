@@ -1,0 +1,150 @@
+"""Integration settings (SPEC §2): validation of admin input, and the public (secret-free) view."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+
+from app.platform.crypto import SecretBox, new_token
+from app.platform.models import Integration, utcnow
+from app.platform.settings import require_https_unless_loopback
+from app.sync.rooms import parse_tags
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _domain(v: str) -> str:
+    v = v.strip().lower()
+    if not _DOMAIN.match(v):
+        raise ValueError("not a domain name")
+    return v
+
+
+def _tags(v: Any) -> list[str]:
+    if not isinstance(v, (str, list)):
+        raise ValueError("a list of tags or a comma-separated string")
+    return parse_tags(v)
+
+
+Domain = Annotated[str, BeforeValidator(_domain)]
+Tags = Annotated[list[str], BeforeValidator(_tags)]
+
+
+class IntegrationFields(BaseModel):
+    """Fields an admin may set; all optional here (PATCH), `IntegrationCreate` makes the essential ones required."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    enabled: bool | None = None
+    tenant_domain: Domain | None = None
+    extra_domains: list[Domain] | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    booking_base_url: str | None = None
+    booking_api_key: SecretStr | None = None
+    default_store_id: str | None = Field(None, min_length=1, max_length=200)
+    default_user_email: str | None = None
+    ignore_tags: Tags | None = None
+    block_minutes: int | None = Field(None, ge=1, le=240)
+    horizon_days: int | None = Field(None, ge=1, le=730)
+    direction: Literal["both", "outlook_to_booking", "booking_to_outlook"] | None = None
+    private_events: Literal["sync_hidden", "skip"] | None = None
+    exclude_subjects: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    show_pending_as_tentative: bool | None = None
+
+    @field_validator("tenant_id", "client_id")
+    @classmethod
+    def _guid(cls, v: str | None) -> str | None:
+        if v is not None and not _GUID.match(v):
+            raise ValueError("must be a GUID")
+        return v.lower() if v else v
+
+    @field_validator("client_secret", "booking_api_key")
+    @classmethod
+    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not (1 <= len(v.get_secret_value()) <= 1024):
+            raise ValueError("must be 1 to 1024 characters")
+        return v
+
+    @field_validator("booking_base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return require_https_unless_loopback(v) if v is not None else None
+
+    @field_validator("default_user_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not _EMAIL.match(v):
+            raise ValueError("not an e-mail address")
+        return v.lower()
+
+    @field_validator("block_minutes")
+    @classmethod
+    def _block(cls, v: int | None) -> int | None:
+        if v is not None and 1440 % v:
+            raise ValueError("must divide a day evenly (e.g. 5, 10, 15, 30, 60)")
+        return v
+
+
+class IntegrationCreate(IntegrationFields):
+    name: str = Field(min_length=1, max_length=200)
+    tenant_domain: Domain
+    tenant_id: str
+    client_id: str
+    client_secret: SecretStr
+    booking_base_url: str
+    booking_api_key: SecretStr
+    default_store_id: str = Field(min_length=1, max_length=200)
+
+
+_SECRETS = {"client_secret": "client_secret_enc", "booking_api_key": "booking_api_key_enc"}
+
+
+def apply_fields(integration: Integration, fields: IntegrationFields, box: SecretBox) -> set[str]:
+    """Copy the fields that were given; returns their names. Secrets are encrypted on the way in."""
+    given = fields.model_dump(exclude_unset=True)
+    for name, value in given.items():
+        if name in _SECRETS:
+            setattr(integration, _SECRETS[name], box.encrypt(getattr(fields, name).get_secret_value()))
+        elif value is not None or name == "default_user_email":
+            setattr(integration, name, value)
+    integration.updated_at = utcnow()
+    return set(given)
+
+
+def new_integration(data: IntegrationCreate, box: SecretBox) -> tuple[Integration, str]:
+    """A new integration and its hook secret (shown once to the admin, stored encrypted)."""
+    hook_secret = new_token(32)
+    integration = Integration(
+        name=data.name, tenant_domain=data.tenant_domain, tenant_id=data.tenant_id, client_id=data.client_id,
+        client_secret_enc="", booking_base_url=data.booking_base_url, booking_api_key_enc="",
+        hook_secret_enc=box.encrypt(hook_secret), default_store_id=data.default_store_id,
+    )
+    apply_fields(integration, data, box)
+    return integration, hook_secret
+
+
+PUBLIC_FIELDS = ("id", "name", "enabled", "tenant_domain", "extra_domains", "tenant_id", "client_id",
+                 "booking_base_url", "default_store_id", "default_user_email", "ignore_tags", "block_minutes",
+                 "horizon_days", "direction", "private_events", "exclude_subjects", "show_pending_as_tentative",
+                 "created_at", "updated_at")
+
+
+def public_view(integration: Integration) -> dict[str, Any]:
+    """Everything but secrets: those are write-only (SPEC §2)."""
+    out: dict[str, Any] = {}
+    for name in PUBLIC_FIELDS:
+        value = getattr(integration, name)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    out["client_secret_set"] = bool(integration.client_secret_enc)
+    out["booking_api_key_set"] = bool(integration.booking_api_key_enc)
+    return out

@@ -1,0 +1,101 @@
+"""Reconciliation of one room (SPEC §1.3, §4): calendarView delta over the synced window, each change fed to the
+same Outlook → booking path as a notification. It recovers what notifications missed (outages, `missed` lifecycle
+events, expired subscriptions, rooms Graph refused to subscribe) and costs one delta round when nothing changed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.adapters.graph.errors import GraphGone
+from app.core.policy import Policy
+from app.platform.db import session_scope
+from app.platform.logging import get_logger
+from app.platform.models import Integration, Room, utcnow
+from app.sync import booking_to_outlook, journal
+from app.sync.outlook_to_booking import copy_gone, handle_event, room_context, window
+from app.sync.runtime import Runtime
+
+# The delta window is fixed by its token; start a new one daily so the horizon keeps rolling forward.
+WINDOW_ROLL = timedelta(days=1)
+log = get_logger("roombridge.reconcile")
+
+
+def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetime | None = None) -> None:
+    """Apply the room's calendar changes since the last round (`full`: every meeting of the window).
+
+    `since` (a backfill) widens a full sync back to that date; meetings already over are still skipped by the rules.
+    """
+    with session_scope(rt.engine) as s:
+        room = s.get(Room, room_id)
+    if room is None:
+        return
+    context = room_context(rt, room.integration_id, room_id)
+    if context is None:
+        return
+    integration, policy, room = context
+    now = datetime.now(UTC)
+    start, end = window(policy, now)
+    if since is not None:
+        start, full = min(start, since), True
+    link = room.delta_link
+    # The window's left edge moves with time; once it has moved more than WINDOW_ROLL, start a new window.
+    if full or room.delta_window_start is None or start - room.delta_window_start > WINDOW_ROLL:
+        link = None
+    graph = rt.graph(integration)
+    try:
+        changed, removed, next_link = rt.graph_call(room.mailbox_id,
+                                                    graph.calendar_delta(room.mailbox_id, start, end, link))
+    except GraphGone:
+        # The token expired: a full sync of the window. Links make it harmless (no duplicate loans, SPEC case 14).
+        log.info("delta token expired, full resync", room=room.email)
+        link = None
+        changed, removed, next_link = rt.graph_call(room.mailbox_id, graph.calendar_delta(room.mailbox_id, start, end))
+    window_start = room.delta_window_start if link is not None else start
+
+    for event in changed:
+        handle_event(rt, integration, policy, room, event)
+    for event_id in removed:
+        # `@removed` also reports items that merely left the window (SPEC case 15): re-read before believing it.
+        event = rt.graph_call(room.mailbox_id, graph.get_event(room.mailbox_id, event_id))
+        if event is None:
+            copy_gone(rt, integration, room, event_id)
+        else:
+            handle_event(rt, integration, policy, room, event)
+
+    with session_scope(rt.engine) as s:
+        row = s.get(Room, room_id)
+        if row is not None:
+            row.delta_link, row.delta_window_start, row.reconciled_at = next_link, window_start, utcnow()
+            s.add(row)
+        if link is None:
+            journal.record(s, integration.id, "reconcile", "reconcile", "ok",
+                           f"{room.email}: full sync of the window, {len(changed)} events, {len(removed)} removed")
+
+
+# Loans changed a little before the cursor are read again: the booking system's clock is not ours.
+LOANS_OVERLAP = timedelta(minutes=5)
+
+
+def reconcile_loans(rt: Runtime, integration_id: str, since: datetime | None = None) -> int:
+    """The booking side of reconciliation (SPEC §1.3): every loan changed since the last round goes through the same
+    path as a reverse hook, which recovers lost hooks. Returns how many loans were looked at."""
+    with session_scope(rt.engine) as s:
+        integration = s.get(Integration, integration_id)
+    if integration is None or not integration.enabled or not Policy.of(integration).booking_to_outlook:
+        return 0
+    started = utcnow()
+    cursor = since or (integration.loans_synced_at - LOANS_OVERLAP if integration.loans_synced_at else None)
+    seen = 0
+    for loan in rt.booking(integration).changed_loans(cursor):
+        booking_to_outlook.process_loan(rt, integration_id, loan.id)
+        seen += 1
+    with session_scope(rt.engine) as s:
+        row = s.get(Integration, integration_id)
+        if row is not None:
+            row.loans_synced_at = started
+            s.add(row)
+        if seen:
+            journal.record(s, integration_id, "reconcile", "reconcile", "ok",
+                           f"{seen} loans changed since {cursor.isoformat() if cursor else 'the beginning'} re-read")
+    return seen
