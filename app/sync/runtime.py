@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import redis
@@ -31,8 +31,15 @@ _current: "Runtime | None" = None
 
 
 class Runtime:
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    """`graph_factory` / `booking_factory` replace the real adapters (tests drive the flows against in-memory twins
+    with the same methods: see tests/twins/)."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None, *,
+                 graph_factory: Callable[[Integration], Any] | None = None,
+                 booking_factory: Callable[[Integration], Any] | None = None) -> None:
         self.settings = settings
+        self._graph_factory = graph_factory
+        self._booking_factory = booking_factory
         self.engine = engine or make_engine(settings.database_url)
         self.box = SecretBox(settings.secret_key.get_secret_value())
         self.redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -71,6 +78,8 @@ class Runtime:
     # --- clients -----------------------------------------------------------------------------------------------------
 
     def graph(self, integration: Integration) -> GraphGateway:
+        if self._graph_factory is not None:
+            return self._graph_factory(integration)  # type: ignore[no-any-return]
         key = (integration.tenant_id, integration.client_id, integration.client_secret_enc,
                self.settings.graph_base_url, self.settings.graph_authority_host)
         with self._guard:  # check and create at once: two threads must never build (and race on) two clients
@@ -90,6 +99,8 @@ class Runtime:
             return gateway
 
     def booking(self, integration: Integration) -> BookingClient:
+        if self._booking_factory is not None:
+            return self._booking_factory(integration)  # type: ignore[no-any-return]
         key = (integration.booking_base_url, integration.booking_api_key_enc)
         with self._guard:
             cached = self._booking.get(integration.id)
