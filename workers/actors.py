@@ -1,137 +1,74 @@
 """The jobs. Each is idempotent (at-least-once delivery: a killed worker's job runs again) and short.
 
-Throttling is waited out by the queue, not by a sleeping worker: a `GraphThrottled`/`BookingUnavailable` becomes
-`dramatiq.Retry(delay=Retry-After)`.
+What happens when a job raises (waits, retries, the journal) is the broker's failure policy (workers/failures.py):
+each actor only says, by its options, which argument identifies its integration and under which direction its
+failures are journaled.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage
 
-from app.adapters.booking.client import BookingConflict, BookingRejected, BookingUnavailable
-from app.adapters.graph.errors import GraphAuthError, GraphThrottled
 from app.core.followups import FollowUp, ReconcileRoom, RenewLater
 from app.platform import hints
-from app.platform.db import session_scope
-from app.platform.locks import LockTimeout
 from app.platform.logging import get_logger
-from app.platform.throttle import MailboxBusy
-from app.sync import booking_to_outlook, journal, outlook_to_booking, reconcile, rooms, subscriptions
+from app.sync import booking_to_outlook, outlook_to_booking, reconcile, rooms, subscriptions
 from app.sync.runtime import current
+from workers import failures
 
 log = get_logger("roombridge.jobs")
 
 # Actors are declared at import on a placeholder broker, so that importing them never connects anywhere;
-# `workers.broker.bind` moves them to the real one.
+# `workers.broker.bind` moves them to the real one. It has the failure policy, whose actor options they use.
 if dramatiq.broker.global_broker is None:
-    dramatiq.set_broker(StubBroker())
+    dramatiq.set_broker(StubBroker(middleware=failures.broker_middleware()))
 
-MAX_RETRIES = 10  # then the journal holds the error (bounded retries, as the seed products do)
-MIN_BACKOFF_MS = 1_000
-MAX_BACKOFF_MS = 5 * 60_000
 TIME_LIMIT_MS = 5 * 60_000
 
 
-class _Retryable:
-    """Failure policy of a job.
-
-    'Come back later' failures (throttling, an unreachable remote, a busy meeting lock) become a queue retry with the
-    delay the remote asked for. Failures that a retry cannot fix (a request the booking system rejects, credentials
-    Graph refuses) are written to the journal of `integration_id` and end the job. Anything else is retried with
-    backoff by dramatiq, up to MAX_RETRIES.
-    """
-
-    def __init__(self, integration_id: str | None = None, what: str = "job") -> None:
-        self.integration_id = integration_id
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, GraphThrottled | BookingUnavailable):
-            delay_s = exc.retry_after or 2.0
-            log.warning("remote busy, job retried", error=str(exc), retry_after_s=delay_s)
-            if isinstance(exc, BookingUnavailable) and self.integration_id and _first_attempt():
-                # An outage is news for the admin (SPEC case 17); the retries after the first are not.
-                with session_scope(current().engine) as s:
-                    journal.record(s, self.integration_id, self.what, "wait", "error",
-                                   f"{exc}; the change waits and is retried")
-            raise dramatiq.Retry(delay=int(delay_s * 1000)) from None
-        if isinstance(exc, LockTimeout | MailboxBusy):
-            raise dramatiq.Retry(delay=BUSY_RETRY_MS) from None
-        if isinstance(exc, BookingRejected | BookingConflict | GraphAuthError) and self.integration_id:
-            with session_scope(current().engine) as s:
-                journal.record(s, self.integration_id, self.what, "fail", "error", str(exc))
-            return True
-        return False
+def _options(journal_by: str, journal_direction: str) -> dict[str, Any]:
+    return dict(journal_by=journal_by, journal_direction=journal_direction, time_limit=TIME_LIMIT_MS,
+                throws=failures.EXPECTED)
 
 
-def _first_attempt() -> bool:
-    message = CurrentMessage.get_current_message()
-    return message is None or not message.options.get("retries")
-
-
-MAX_WAITS = 500  # 'come back later' retries (throttling, busy mailbox) are waits, not failures
-BUSY_RETRY_MS = 250
-
-
-def _should_retry(retries: int, exc: BaseException) -> bool:
-    if isinstance(exc, dramatiq.Retry):
-        return retries < MAX_WAITS
-    return retries < MAX_RETRIES
-
-
-OPTIONS = dict(retry_when=_should_retry, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS,
-               time_limit=TIME_LIMIT_MS)
-
-
-@dramatiq.actor(queue_name="hints", **OPTIONS)
+@dramatiq.actor(queue_name="hints", **_options("integration_id", outlook_to_booking.DIRECTION))
 def process_room_event(integration_id: str, room_id: str, event_id: str, change_type: str) -> None:
     # Hints arriving from now on get a job of their own: this one may read Graph before their change.
     current().hints.release(hints.key(room_id, event_id))
-    with _Retryable(integration_id, outlook_to_booking.DIRECTION):
-        outlook_to_booking.process_room_event(current(), integration_id, room_id, event_id)
+    outlook_to_booking.process_room_event(current(), integration_id, room_id, event_id)
 
 
-@dramatiq.actor(queue_name="admin", **OPTIONS)
+@dramatiq.actor(queue_name="admin", **_options("integration_id", rooms.DIRECTION))
 def import_rooms(integration_id: str) -> None:
-    room_ids: list[str] = []
-    with _Retryable(integration_id, rooms.DIRECTION):
-        room_ids = rooms.import_rooms(current(), integration_id)
-    for room_id in room_ids:
+    for room_id in rooms.import_rooms(current(), integration_id):
         ensure_subscription.send(room_id)
 
 
-@dramatiq.actor(queue_name="admin", **OPTIONS)
+@dramatiq.actor(queue_name="admin", **_options("room_id", subscriptions.DIRECTION))
 def ensure_subscription(room_id: str) -> None:
-    with _Retryable():
-        _sub_id, followups = subscriptions.ensure_subscription(current(), room_id)
-        dispatch(followups)
+    _sub_id, followups = subscriptions.ensure_subscription(current(), room_id)
+    dispatch(followups)
 
 
-@dramatiq.actor(queue_name="admin", **OPTIONS)
+@dramatiq.actor(queue_name="admin", **_options("subscription_id", subscriptions.DIRECTION))
 def handle_lifecycle(subscription_id: str, event: str) -> None:
-    with _Retryable():
-        dispatch(subscriptions.handle_lifecycle(current(), subscription_id, event))
+    dispatch(subscriptions.handle_lifecycle(current(), subscription_id, event))
 
 
-@dramatiq.actor(queue_name="hints", **OPTIONS)
+@dramatiq.actor(queue_name="hints", **_options("room_id", "reconcile"))
 def reconcile_room(room_id: str, full: bool = False, since: str | None = None) -> None:
-    with _Retryable():
-        reconcile.reconcile_room(current(), room_id, full=full,
-                                 since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
+    reconcile.reconcile_room(current(), room_id, full=full,
+                             since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
 
 
-@dramatiq.actor(queue_name="admin", **OPTIONS)
+@dramatiq.actor(queue_name="admin", **_options("integration_id", "reconcile"))
 def reconcile_loans(integration_id: str, since: str | None = None) -> None:
-    with _Retryable(integration_id, "reconcile"):
-        reconcile.reconcile_loans(current(), integration_id,
-                                  since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
+    reconcile.reconcile_loans(current(), integration_id,
+                              since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
 
 
 def send_event_hint(integration_id: str, room_id: str, event_id: str, change_type: str) -> bool:
@@ -153,18 +90,16 @@ def _send_coalesced(actor: dramatiq.Actor, key: str, args: tuple) -> bool:
     return True
 
 
-@dramatiq.actor(queue_name="admin", **OPTIONS)
+@dramatiq.actor(queue_name="admin", **_options("subscription_id", subscriptions.DIRECTION))
 def renew_subscription(subscription_id: str, reauthorize: bool = False) -> None:
-    with _Retryable():
-        dispatch(subscriptions.renew(current(), subscription_id, reauthorize=reauthorize))
+    dispatch(subscriptions.renew(current(), subscription_id, reauthorize=reauthorize))
 
 
-@dramatiq.actor(queue_name="hints", **OPTIONS)
+@dramatiq.actor(queue_name="hints", **_options("integration_id", booking_to_outlook.DIRECTION))
 def process_loan(integration_id: str, loan_id: str) -> None:
     # Hooks arriving from now on get a job of their own: this one may read the loan before their change.
     current().hints.release(booking_to_outlook.hint_key(integration_id, loan_id))
-    with _Retryable(integration_id, booking_to_outlook.DIRECTION):
-        booking_to_outlook.process_loan(current(), integration_id, loan_id)
+    booking_to_outlook.process_loan(current(), integration_id, loan_id)
 
 
 def send_loan_hint(integration_id: str, loan_id: str) -> bool:

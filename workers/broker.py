@@ -15,6 +15,7 @@ from dramatiq.middleware import CurrentMessage, Middleware
 from app.platform.logging import request_id_var
 from app.platform.settings import Settings
 from workers import actors
+from workers.failures import broker_middleware
 
 # A killed worker's messages come back after this (dramatiq's default is 60 s and a rare maintenance pass).
 HEARTBEAT_TIMEOUT_MS = 30_000
@@ -39,14 +40,17 @@ class RequestId(Middleware):
 
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
+    # dramatiq's Retries is replaced by the failure policy (waits bounded in time, failures by `retry_limit`).
+    middleware = broker_middleware(retry_limit=settings.retry_limit, wait_limit_s=settings.wait_limit_s)
     broker: dramatiq.Broker
     if settings.redis_url:
         broker = RedisBroker(url=settings.redis_url, heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
-                             maintenance_chance=MAINTENANCE_CHANCE, namespace=settings.redis_namespace)
+                             maintenance_chance=MAINTENANCE_CHANCE, namespace=settings.redis_namespace,
+                             middleware=middleware)
     else:
-        broker = StubBroker()
+        broker = StubBroker(middleware=middleware)
     broker.add_middleware(RequestId())
-    broker.add_middleware(CurrentMessage())  # lets a job know whether it is a retry
+    broker.add_middleware(CurrentMessage())  # lets a job know which message it runs
     return broker
 
 

@@ -2,39 +2,70 @@
 
 Copies of one meeting on several room calendars can be processed at the same moment by different workers; the lock
 keyed by the meeting's iCalUId makes their read-decide-write sequences run one after the other.
+
+A Redis lock has a TTL, so that a killed worker's lock frees itself. While held, it is extended every TTL/3 by a
+small thread, so a job may hold it longer than the TTL (up to its time limit). If the lock is lost anyway (a stall
+longer than the TTL, Redis flushed, the key deleted), `LockLost` is raised on leaving the `with` block — at the latest
+— and `Held.check()` raises it while still inside: the failure policy retries the job (it is idempotent).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.exceptions import LockError, LockNotOwnedError
+from redis.lock import Lock
 
-LOCK_TTL_S = 60  # a killed worker's lock frees itself after this
-LOCK_WAIT_S = 30
+from app.platform.logging import get_logger
+
+LOCK_TTL_S = 60.0  # a killed worker's lock frees itself after this
+LOCK_WAIT_S = 30.0
+
+log = get_logger("roombridge.locks")
 
 
 class LockTimeout(Exception):
-    pass
+    """The lock stayed busy for the whole wait: come back later (a wait, not a failure)."""
+
+
+class LockLost(LockTimeout):
+    """A held lock expired or passed to someone else: the work done under it must be done again."""
+
+
+class Held:
+    """What `hold()` yields: `check()` raises `LockLost` once the lock is known to be lost."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.lost = threading.Event()
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise LockLost(self.key)
 
 
 class LocalLocks:
-    def __init__(self) -> None:
+    """Threads of one process: no TTL, a held lock cannot be lost."""
+
+    def __init__(self, wait_s: float = LOCK_WAIT_S) -> None:
+        self._wait_s = wait_s
         self._guard = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
     @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
+    def hold(self, key: str) -> Iterator[Held]:
         with self._guard:
             lock, users = self._locks.get(key, (threading.Lock(), 0))
             self._locks[key] = (lock, users + 1)
         try:
-            if not lock.acquire(timeout=LOCK_WAIT_S):
+            if not lock.acquire(timeout=self._wait_s):
                 raise LockTimeout(key)
             try:
-                yield
+                yield Held(key)
             finally:
                 lock.release()
         finally:
@@ -47,19 +78,55 @@ class LocalLocks:
 
 
 class RedisLocks:
-    def __init__(self, client: redis.Redis, prefix: str = "roombridge:lock:") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "roombridge:lock:", *, ttl_s: float = LOCK_TTL_S,
+                 wait_s: float = LOCK_WAIT_S) -> None:
         self._client = client
         self._prefix = prefix
+        self.ttl_s = ttl_s
+        self.wait_s = wait_s
 
     @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        lock = self._client.lock(self._prefix + key, timeout=LOCK_TTL_S, blocking_timeout=LOCK_WAIT_S)
+    def hold(self, key: str) -> Iterator[Held]:
+        # thread_local=False: the renewing thread must see the token of the thread that acquired the lock.
+        lock = self._client.lock(self._prefix + key, timeout=self.ttl_s, blocking_timeout=self.wait_s,
+                                 thread_local=False)
         if not lock.acquire():
             raise LockTimeout(key)
+        held = Held(key)
+        stop = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(lock, held, stop), name=f"lock-renew:{key}",
+                                   daemon=True)
+        renewer.start()
+        failed = False
         try:
-            yield
+            yield held
+        except BaseException:
+            failed = True  # the body's own error is the one to report; the lock is released all the same
+            raise
         finally:
+            stop.set()
+            renewer.join()
             try:
                 lock.release()
-            except redis.exceptions.LockError:
-                pass  # expired while we worked: the next holder already has it
+            except LockError:  # not ours any more: expired, deleted, or taken by the next holder
+                held.lost.set()
+            if held.lost.is_set() and not failed:
+                raise LockLost(key)
+
+    def _renew(self, lock: Lock, held: Held, stop: threading.Event) -> None:
+        every = self.ttl_s / 3
+        renewed_at = time.monotonic()
+        while not stop.wait(every):
+            try:
+                lock.reacquire()  # back to the full TTL, only if the token is still ours
+                renewed_at = time.monotonic()
+            except LockNotOwnedError:
+                log.warning("meeting lock lost while held", key=held.key)
+                held.lost.set()
+                return
+            except redis.exceptions.RedisError as e:
+                # Unreachable Redis: keep trying; past the TTL without a renewal the lock may be someone else's.
+                if time.monotonic() - renewed_at >= self.ttl_s:
+                    log.warning("meeting lock could not be renewed within its TTL", key=held.key, error=str(e))
+                    held.lost.set()
+                    return

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     graph_mailbox_concurrency: int = Field(4, ge=0, le=4, description="Graph requests in flight per mailbox; "
                                            "0 = no limit (only to measure what the limit buys, in benchmarks)")
     hint_coalesce_ms: int = Field(500, ge=0, le=60_000, description="0 turns coalescing of notifications off")
+    retry_limit: int = Field(10, ge=0, le=100, description="automatic retries of a failing job before the "
+                             "journal says it gave up (SPEC §2); waits (throttling, outages, busy locks) don't count")
+    wait_limit_s: int = Field(6 * 3600, ge=1, le=7 * 86_400, description="how long a job may keep waiting "
+                              "(throttling, booking system down, busy lock), from its first wait, before it gives up")
 
     @field_validator("database_url")
     @classmethod
