@@ -56,7 +56,7 @@ EXPECTED = (GraphThrottled, BookingUnavailable, LockTimeout, MailboxBusy, *FINAL
 
 GAVE_UP = "gave_up"
 _SECRETISH = re.compile(r"(?i)\b(authorization|bearer|api[_-]?key|token|secret|password|client_secret)"
-                        r"(\s*[=:]\s*|\s+)[^\s,;&\"']+")
+                        r"(\s*[=:]\s*|\s+)(?:(?:bearer|basic)\s+)?[^\s,;&\"']+")
 
 
 def wait_delay_ms(exc: BaseException) -> int | None:
