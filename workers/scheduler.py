@@ -12,6 +12,7 @@ that is still waiting in the queue.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -137,6 +138,12 @@ class Scheduler:
         self.memo = Memo()
         self._valid_until = 0.0  # monotonic time until which our lease is certainly ours
         self._renewed = 0.0
+        self._ever_held = False
+        # A job must never call into APScheduler once `stop()` has begun: its `shutdown(wait=True)` holds the job
+        # store lock while it waits for running jobs, so a job calling `modify_job` then would wait for that lock
+        # forever (a deadlock, seen when a standby took the lease as it was being stopped).
+        self._stopping = False
+        self._control = threading.Lock()
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run of every job at INFO
         self._aps = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
 
@@ -154,11 +161,17 @@ class Scheduler:
         return self
 
     def stop(self) -> None:
+        with self._control:
+            self._stopping = True
         if self._aps.running:
-            self._aps.shutdown(wait=True)
-        if self.active:
-            leases.release(self.rt.engine, LEASE_NAME, self.holder)
-            log.info("scheduler lease released", holder=self.holder)
+            self._aps.shutdown(wait=True)  # waits for a lease job in flight: it may still take the lease...
+        if self._ever_held:  # ... so release whenever we held it, even if our own view of it has lapsed
+            try:
+                leases.release(self.rt.engine, LEASE_NAME, self.holder)
+                log.info("scheduler lease released", holder=self.holder)
+            except Exception as e:  # noqa: BLE001 - the database may be away: the lease then lapses by itself
+                log.warning("scheduler lease release failed", error=type(e).__name__)
+            self._ever_held = False
         self._valid_until = 0.0
 
     def _keep_lease(self) -> None:
@@ -174,9 +187,12 @@ class Scheduler:
         if held:
             # Counted from before the write: the lease may have been stored up to that long ago.
             self._renewed, self._valid_until = started, started + self.ttl.total_seconds() * 0.9
+            self._ever_held = True
             if not was_active:
                 log.info("scheduler active", holder=self.holder)
-                self._aps.modify_job("tick", next_run_time=datetime.now(UTC))  # the first tick: recover at once
+                with self._control:  # see __init__: never while stop() shuts APScheduler down
+                    if not self._stopping:
+                        self._aps.modify_job("tick", next_run_time=datetime.now(UTC))  # first tick: recover at once
         else:
             self._valid_until = 0.0
             if was_active:
