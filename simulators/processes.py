@@ -23,7 +23,7 @@ DEFAULT_ADMIN_TOKEN = secrets.token_urlsafe(24)
 DEFAULT_SECRET_KEY = secrets.token_urlsafe(32)
 
 
-def wait_for(check: Callable[[], T], timeout: float = 30.0, what: str = "condition", interval: float = 0.1) -> T:
+def wait_for(check: Callable[[], T], timeout: float = 120.0, what: str = "condition", interval: float = 0.1) -> T:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -44,7 +44,7 @@ class Bridge:
         self.base_url = base_url
         self.processes = processes
         self.logs = logs
-        self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
+        self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60)
 
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self.http.request(method, path, **kw)
@@ -84,7 +84,7 @@ def run_bridge(sandbox: Sandbox, tmp_path: Path, database_url: str, redis_url: s
             logs.append(log)
             processes.append(subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT))
         bridge = Bridge(f"http://127.0.0.1:{port}", processes, logs, admin_token)
-        wait_for(lambda: bridge.http.get("/readyz").status_code == 200, 60, "the bridge to be ready")
+        wait_for(lambda: bridge.http.get("/readyz").status_code == 200, 180, "the bridge to be ready")
         yield bridge
     finally:
         for p in processes:

@@ -80,7 +80,7 @@ class Sandbox:
         body.update(overrides)
         return body
 
-    def settle(self, quiet_s: float = 1.5, timeout: float = 60.0,
+    def settle(self, quiet_s: float = 1.5, timeout: float = 120.0,
                also: Callable[[], object] | None = None) -> None:
         """Wait until nothing moves: notifications and hooks delivered, and neither simulator has seen a request for
         `quiet_s` (longer than the bridge's coalescing window, so its delayed jobs have run). `also` adds state of

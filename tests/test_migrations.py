@@ -61,7 +61,8 @@ def test_upgrade_keeps_existing_rows(database_url: str) -> None:
                 "'t', 'c', 'x', 'https://b', 'x', 'x', 's', '[]', 15, 180, 'both', 'sync_hidden', '[]', true, "
                 "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
             conn.execute(text("INSERT INTO room (id, integration_id, email, name, mailbox_id, active, attributes, "
-                              "updated_at) VALUES ('r1', 'i1', 'a@contoso.com', 'A', 'm', true, '{}', CURRENT_TIMESTAMP)"))
+                              "updated_at) VALUES ('r1', 'i1', 'a@contoso.com', 'A', 'm', true, '{}', "
+                              "CURRENT_TIMESTAMP)"))
         upgrade(database_url)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT polling FROM room WHERE id = 'r1'")).scalar() in (False, 0)

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 17:42:14.565261
 """
 from typing import Sequence, Union
@@ -54,7 +54,8 @@ def upgrade() -> None:
     sa.Column('rule', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('message', sa.Text(), nullable=False),
     sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'], name=op.f('fk_journal_entry_integration_id_integration'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'],
+                            name=op.f('fk_journal_entry_integration_id_integration'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_journal_entry'))
     )
     with op.batch_alter_table('journal_entry', schema=None) as batch_op:
@@ -80,7 +81,8 @@ def upgrade() -> None:
     sa.Column('booking_updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'], name=op.f('fk_link_integration_id_integration'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'],
+                            name=op.f('fk_link_integration_id_integration'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_link')),
     sa.UniqueConstraint('integration_id', 'ical_uid', name=op.f('uq_link_integration_id'))
     )
@@ -98,7 +100,8 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('attributes', sa.JSON(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'], name=op.f('fk_room_integration_id_integration'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'],
+                            name=op.f('fk_room_integration_id_integration'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_room')),
     sa.UniqueConstraint('integration_id', 'email', name=op.f('uq_room_integration_id'))
     )
@@ -110,7 +113,8 @@ def upgrade() -> None:
     sa.Column('delivery_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('integration_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('seen_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'], name=op.f('fk_seen_delivery_integration_id_integration'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'],
+                            name=op.f('fk_seen_delivery_integration_id_integration'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('delivery_id', name=op.f('pk_seen_delivery'))
     )
     with op.batch_alter_table('seen_delivery', schema=None) as batch_op:
@@ -142,7 +146,8 @@ def upgrade() -> None:
     sa.Column('expires_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('renewed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'], name=op.f('fk_subscription_integration_id_integration'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['integration_id'], ['integration.id'],
+                            name=op.f('fk_subscription_integration_id_integration'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['room_id'], ['room.id'], name=op.f('fk_subscription_room_id_room'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscription'))
     )

@@ -60,7 +60,7 @@ class HookReceiver:
         if self._server is not None:
             self._server.stop()
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.received) < count:

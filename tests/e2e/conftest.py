@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from simulators.sandbox import Sandbox
-from tests.e2e.harness import Bridge, run_bridge, wait_for
+from tests.e2e.harness import WAIT, Bridge, run_bridge, wait_for
 
 
 @dataclass
@@ -40,7 +40,7 @@ def start_integration(sandbox: Sandbox, bridge: Bridge, **overrides: Any) -> dic
     assert r.status_code == 201, r.text
     integration = r.json()
     wait_for(lambda: len(bridge.api("GET", f"/api/integrations/{integration['id']}/subscriptions")
-                     .json()["items"]) == 2, 60, "two subscriptions")
+                     .json()["items"]) == 2, WAIT, "two subscriptions")
     return integration
 
 

@@ -13,7 +13,10 @@ from simulators.sandbox import Sandbox
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-__all__ = ["AUTH", "Bridge", "run_bridge", "wait_for"]
+# How long a test waits for the bridge to do something. Generous on purpose: a condition that holds returns at once,
+# so only a failing test waits this long, and a loaded machine (CI, other suites running) must not fail a good one.
+WAIT = 120.0
+__all__ = ["AUTH", "WAIT", "Bridge", "run_bridge", "wait_for"]
 
 
 @contextmanager

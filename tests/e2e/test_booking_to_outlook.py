@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.e2e.harness import wait_for
+from tests.e2e.harness import WAIT, wait_for
 from tests.e2e.two_way import ALICE, JUPITER, SATURNE, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
 
 pytestmark = pytest.mark.slow
@@ -110,7 +110,7 @@ def test_cancelled_or_refused_loan_deletes_the_event(stack: TwoWay, close: str) 
     loan = sb.booking.create_loan(ALICE, *slot(hour=8), places=[JUPITER])
     only_event(tw, "alice@contoso.com")
     getattr(sb.booking, close)(loan.id)
-    wait_for(lambda: tw.organiser_events("alice@contoso.com") == [], 20, "the event deleted")
+    wait_for(lambda: tw.organiser_events("alice@contoso.com") == [], WAIT, "the event deleted")
     # The rooms received the cancellation; the booking system saw no write from the bridge.
     assert all(e["isCancelled"] for e in sb.graph.events(JUPITER))
     tw.quiesce()
@@ -130,7 +130,7 @@ def test_event_already_deleted_counts_as_done(stack: TwoWay) -> None:
     with tenant.lock:
         tenant.calendar(tenant.directory.require("alice@contoso.com")).events.pop(event["id"])
     sb.booking.refuse_loan(loan.id)
-    wait_for(lambda: [l for l in tw.links() if l["state"] == "cancelled"], 20, "the link closed")
+    wait_for(lambda: [link for link in tw.links() if link["state"] == "cancelled"], WAIT, "the link closed")
     tw.quiesce()
     assert not tw.journal(status="error")
     assert any(e["action"] == "cancel" and e["loan_id"] == loan.id for e in tw.journal(status="ok"))
@@ -156,7 +156,7 @@ def test_lost_hooks_are_recovered_by_booking_side_reconciliation(stack: TwoWay) 
     stack.quiesce()
     assert stack.organiser_events("alice@contoso.com") == []
     assert stack.bridge.api("POST", f"/api/integrations/{stack.integration_id}/reconcile").status_code == 202
-    [event] = wait_for(lambda: stack.organiser_events("alice@contoso.com"), 30, "the event from reconciliation")
+    [event] = wait_for(lambda: stack.organiser_events("alice@contoso.com"), WAIT, "the event from reconciliation")
     assert event["subject"].startswith(sb.booking.loan(loan.id).number)
     stack.quiesce()
     assert sb.booking.stats.loan_writes == 0

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.e2e.harness import wait_for
+from tests.e2e.harness import WAIT, wait_for
 from tests.e2e.two_way import ALICE, JUPITER, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def iso(moment: datetime) -> str:
 def linked_loan(tw: TwoWay):
     sb = tw.sandbox
     loan = sb.booking.create_loan(ALICE, *slot(hour=9), places=[JUPITER])
-    [event] = wait_for(lambda: tw.organiser_events("alice@contoso.com"), 20, "the event")
+    [event] = wait_for(lambda: tw.organiser_events("alice@contoso.com"), WAIT, "the event")
     tw.quiesce()
     return loan, event
 
@@ -78,8 +78,8 @@ def test_outlook_newer_wins(stack: TwoWay) -> None:
     loan, event = linked_loan(tw)
     writes = sb.graph.stats.http_event_writes
     outlook_start, _ = both_change(tw, event, loan.id, first="booking")
-    wait_for(lambda: conflicts(tw), 20, "the conflict journaled")
-    wait_for(lambda: sb.booking.loan(loan.id).start == outlook_start, 20, "the loan moved to Outlook's slot")
+    wait_for(lambda: conflicts(tw), WAIT, "the conflict journaled")
+    wait_for(lambda: sb.booking.loan(loan.id).start == outlook_start, WAIT, "the loan moved to Outlook's slot")
     sb.graph.delivery.delay = 0
     tw.quiesce()
     assert start_of(tw.organiser_events("alice@contoso.com")[0]) == iso(outlook_start)
@@ -115,7 +115,7 @@ def both_change_outlook_seen_first(tw: TwoWay, event: dict, loan_id: str, first:
     for change in changes if first == "outlook" else reversed(changes):
         change()
         time.sleep(0.05)
-    wait_for(lambda: conflicts(tw), 20, "the conflict seen from the Outlook side")
+    wait_for(lambda: conflicts(tw), WAIT, "the conflict seen from the Outlook side")
     sb.booking.hooks.release()
     return outlook_start, booking_start
 
@@ -137,7 +137,7 @@ def test_outlook_first_outlook_newer_wins(stack: TwoWay) -> None:
     loan, event = linked_loan(tw)
     writes = sb.graph.stats.http_event_writes
     outlook_start, _ = both_change_outlook_seen_first(tw, event, loan.id, first="booking")
-    wait_for(lambda: sb.booking.loan(loan.id).start == outlook_start, 20, "the loan moved to Outlook's slot")
+    wait_for(lambda: sb.booking.loan(loan.id).start == outlook_start, WAIT, "the loan moved to Outlook's slot")
     tw.quiesce()
     assert start_of(tw.organiser_events("alice@contoso.com")[0]) == iso(outlook_start)
     assert sb.graph.stats.http_event_writes == writes  # Outlook was not rewritten

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.e2e.harness import wait_for
+from tests.e2e.harness import WAIT, wait_for
 from tests.e2e.two_way import ALICE, JUPITER, SATURNE, TwoWay, slot, stack_fixture  # noqa: F401 (the `stack` fixture)
 
 pytestmark = pytest.mark.slow
@@ -94,9 +94,9 @@ def test_hook_for_a_loan_the_bridge_created_from_outlook_arrives_first_and_write
     sb.booking.hooks.before_response = True
     (start, end), _ = slots(0)
     meeting = sb.graph.create_meeting("alice@contoso.com", "Point", start, end, rooms=[JUPITER])
-    loan = wait_for(lambda: next(iter(sb.booking.loans.values()), None), 30, "the loan")
+    loan = wait_for(lambda: next(iter(sb.booking.loans.values()), None), WAIT, "the loan")
     # The loan is in the store a moment before its hook is delivered (and before the API answers).
-    wait_for(lambda: any(d.loan_id == loan.id and d.ok for d in sb.booking.hooks.deliveries), 10, "the early hook")
+    wait_for(lambda: any(d.loan_id == loan.id and d.ok for d in sb.booking.hooks.deliveries), WAIT, "the early hook")
     tw.quiesce()
     sb.booking.hooks.before_response = False
     sb.booking.hooks.hold()

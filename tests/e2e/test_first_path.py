@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from simulators.sandbox import Sandbox
-from tests.e2e.harness import run_bridge, wait_for
+from tests.e2e.harness import WAIT, run_bridge, wait_for
 
 PARIS = ZoneInfo("Europe/Paris")
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def _story(sandbox: Sandbox, bridge) -> None:
     # Rooms are imported (the one tagged "Maintenance" is ignored) and each gets a subscription.
     subs = wait_for(lambda: (lambda items: items if len(items) == 2 else None)(
         bridge.api("GET", f"/api/integrations/{integration['id']}/subscriptions").json()["items"]),
-        60, "two subscriptions")
+        WAIT, "two subscriptions")
     places = {p.email: p for p in sandbox.booking.places.values()}
     assert set(places) == {"salle-jupiter@contoso.com", "salle-saturne@contoso.com"}
     assert places["salle-jupiter@contoso.com"].name == "Salle Jupiter"
@@ -52,7 +52,7 @@ def _story(sandbox: Sandbox, bridge) -> None:
     meeting = sandbox.graph.create_meeting("alice@contoso.com", "Point hebdo", start, end,
                                            rooms=["salle-jupiter@contoso.com"], time_zone="Romance Standard Time")
 
-    loan = wait_for(lambda: next(iter(sandbox.booking.loans.values()), None), 30, "the loan")
+    loan = wait_for(lambda: next(iter(sandbox.booking.loans.values()), None), WAIT, "the loan")
     assert loan.requester.email == "alice@contoso.com" and loan.requester.name == "Alice Martin"
     assert loan.start == datetime(day.year, day.month, day.day, 10, 0, tzinfo=PARIS)
     assert loan.end == datetime(day.year, day.month, day.day, 11, 15, tzinfo=PARIS)
@@ -62,14 +62,14 @@ def _story(sandbox: Sandbox, bridge) -> None:
 
     # The bridge knows the link, and the journal says what happened.
     links = wait_for(lambda: bridge.api("GET", f"/api/integrations/{integration['id']}/links").json()["items"],
-                     10, "the link")
-    assert [(l["ical_uid"], l["loan_id"]) for l in links] == [(meeting["iCalUId"], loan.id)]
+                     WAIT, "the link")
+    assert [(link["ical_uid"], link["loan_id"]) for link in links] == [(meeting["iCalUId"], loan.id)]
     journal = bridge.api("GET", f"/api/integrations/{integration['id']}/journal").json()["items"]
     assert any(e["action"] == "create" and e["status"] == "ok" and e["loan_id"] == loan.id for e in journal)
 
     # Exactly one loan, even though Exchange tends to notify more than once; the Graph token came from the
     # simulator's TLS token endpoint through ClientSecretCredential (every Graph call is bearer-checked).
-    sandbox.graph.wait_idle(10)
+    sandbox.settle()  # every notification delivered and handled
     assert len(sandbox.booking.loans) == 1
     assert sandbox.graph.stats.tokens_issued >= 1
     assert sandbox.booking.stats.loans_created == 1

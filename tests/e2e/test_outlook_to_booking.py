@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.harness import wait_for
+from tests.e2e.harness import WAIT, wait_for
 
 pytestmark = pytest.mark.slow
 PARIS = ZoneInfo("Europe/Paris")
@@ -29,7 +29,7 @@ def book(setup, rooms=(JUPITER,), start=None, end=None, organizer="alice@contoso
 
 def only_loan(setup):
     return wait_for(lambda: (lambda loans: loans[0] if len(loans) == 1 else None)(list(setup.booking.loans.values())),
-                    30, "exactly one loan")
+                    WAIT, "exactly one loan")
 
 
 def test_case_01_three_updated_notifications_give_one_booking_write(setup) -> None:
@@ -41,7 +41,7 @@ def test_case_01_three_updated_notifications_give_one_booking_write(setup) -> No
     setup.graph.delivery.duplicates = 3
     setup.graph.update_event("alice@contoso.com", meeting["id"], start=tomorrow(14), end=tomorrow(15),
                              time_zone="Romance Standard Time")
-    wait_for(lambda: setup.booking.loan(loan.id).start == tomorrow(14), 30, "the loan to move")
+    wait_for(lambda: setup.booking.loan(loan.id).start == tomorrow(14), WAIT, "the loan to move")
     setup.settle()
     assert setup.booking.stats.loans_patched == 1
     assert setup.booking.stats.loans_created == 0
@@ -61,7 +61,7 @@ def test_case_02_created_then_spurious_updated_gives_one_loan_and_no_outlook_wri
 def test_case_03_two_rooms_notified_at_once_give_one_loan_with_both(setup) -> None:
     book(setup, rooms=(JUPITER, SATURNE))
     loan = only_loan(setup)
-    wait_for(lambda: len(setup.booking.loan(loan.id).items) == 2, 30, "both rooms on the loan")
+    wait_for(lambda: len(setup.booking.loan(loan.id).items) == 2, WAIT, "both rooms on the loan")
     setup.settle()
     assert len(setup.booking.loans) == 1
     assert sorted(i.place_email for i in setup.booking.loan(loan.id).items) == [SATURNE, JUPITER][::-1]
@@ -82,7 +82,7 @@ def test_case_04_without_default_user_no_loan_and_the_journal_says_why(setup) ->
     setup.graph.add_user("bob@fabrikam.com", "Bob Fabrikam")
     meeting = book(setup, organizer="bob@fabrikam.com")
     entry = wait_for(lambda: next((e for e in setup.journal(status="invalid") if e["rule"] == "organizer"), None),
-                     30, "the journal entry")
+                     WAIT, "the journal entry")
     assert "bob@fabrikam.com" in entry["message"] and entry["ical_uid"] == meeting["iCalUId"]
     setup.settle()
     assert setup.booking.loans == {}
@@ -113,7 +113,7 @@ def test_case_06_room_busy_in_the_booking_system_at_create(setup) -> None:
     setup.booking.block(JUPITER, tomorrow(10), tomorrow(11))
     book(setup)
     entry = wait_for(lambda: next((e for e in setup.journal(status="invalid") if e["rule"] == "availability"), None),
-                     30, "the journal entry")
+                     WAIT, "the journal entry")
     assert JUPITER in entry["message"]
     setup.settle()
     assert setup.booking.loans == {}
@@ -122,11 +122,11 @@ def test_case_06_room_busy_in_the_booking_system_at_create(setup) -> None:
 def test_case_06_room_busy_at_update_is_dropped(setup) -> None:
     meeting = book(setup, rooms=(JUPITER, SATURNE))
     loan = only_loan(setup)
-    wait_for(lambda: len(setup.booking.loan(loan.id).items) == 2, 30, "both rooms")
+    wait_for(lambda: len(setup.booking.loan(loan.id).items) == 2, WAIT, "both rooms")
     setup.booking.block(SATURNE, tomorrow(15), tomorrow(17))
     setup.graph.update_event("alice@contoso.com", meeting["id"], start=tomorrow(15), end=tomorrow(16),
                              time_zone="Romance Standard Time")
-    wait_for(lambda: setup.booking.loan(loan.id).start == tomorrow(15), 30, "the move")
+    wait_for(lambda: setup.booking.loan(loan.id).start == tomorrow(15), WAIT, "the move")
     setup.settle()
     moved = setup.booking.loan(loan.id)
     assert [i.place_email for i in moved.items] == [JUPITER] and moved.status == "new"
@@ -137,10 +137,10 @@ def test_case_07_moved_meeting_moves_the_loan_and_cancel_cancels_it(setup) -> No
     loan = only_loan(setup)
     setup.graph.update_event("alice@contoso.com", meeting["id"], start=tomorrow(16, 5), end=tomorrow(16, 50),
                              time_zone="Romance Standard Time")
-    wait_for(lambda: setup.booking.loan(loan.id).start == tomorrow(16), 30, "the move")
+    wait_for(lambda: setup.booking.loan(loan.id).start == tomorrow(16), WAIT, "the move")
     assert setup.booking.loan(loan.id).end == tomorrow(17)  # 16:50 rounded up to the 15-minute block
     setup.graph.cancel_event("alice@contoso.com", meeting["id"])
-    wait_for(lambda: setup.booking.loan(loan.id).status == "cancelled", 30, "the cancellation")
+    wait_for(lambda: setup.booking.loan(loan.id).status == "cancelled", WAIT, "the cancellation")
 
 
 def test_case_14_expired_delta_token_means_a_full_resync_without_duplicates(setup) -> None:
@@ -154,7 +154,7 @@ def test_case_14_expired_delta_token_means_a_full_resync_without_duplicates(setu
     setup.settle()
     assert len(setup.booking.loans) == 1
     assert setup.api("POST", "/reconcile").status_code == 202
-    wait_for(lambda: len(setup.booking.loans) == 2, 30, "the second loan")
+    wait_for(lambda: len(setup.booking.loans) == 2, WAIT, "the second loan")
     setup.settle()
     assert len(setup.booking.loans) == 2 and setup.booking.stats.loans_created == 2
 
@@ -203,7 +203,7 @@ def test_private_meetings_are_skipped_when_the_integration_says_so(setup) -> Non
     assert setup.api("PATCH", "", json={"private_events": "skip"}).status_code == 200
     setup.graph.create_meeting("alice@contoso.com", "Médecin", tomorrow(10), tomorrow(11), rooms=[JUPITER],
                                sensitivity="private")
-    wait_for(lambda: any(e["rule"] == "private_events" for e in setup.journal()), 30, "the skip journaled")
+    wait_for(lambda: any(e["rule"] == "private_events" for e in setup.journal()), WAIT, "the skip journaled")
     setup.settle()
     assert setup.booking.loans == {}
 
@@ -217,6 +217,6 @@ def test_case_17_booking_system_down_for_a_while(setup) -> None:
              "the outage in the journal")
     assert setup.booking.loans == {}
     setup.booking.up()
-    wait_for(lambda: len(setup.booking.loans) == 2, 60, "both loans after the outage")
+    wait_for(lambda: len(setup.booking.loans) == 2, WAIT, "both loans after the outage")
     setup.settle()
     assert len(setup.booking.loans) == 2 and setup.booking.stats.loans_created == 2

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.harness import wait_for
+from tests.e2e.harness import WAIT, wait_for
 
 pytestmark = pytest.mark.slow
 PARIS = ZoneInfo("Europe/Paris")
@@ -41,7 +41,7 @@ def test_case_20_weekly_meeting_across_dst_keeps_its_wall_clock_time(setup) -> N
     if (first - datetime.now(PARIS).date()).days + 28 > 180:
         assert setup.api("PATCH", "", json={"horizon_days": 365}).status_code == 200
     weekly(setup, first, 4)
-    wait_for(lambda: len(setup.booking.loans) == 4, 60, "four loans, one per occurrence")
+    wait_for(lambda: len(setup.booking.loans) == 4, WAIT, "four loans, one per occurrence")
     setup.settle()
     loans = loans_by_day(setup)
     assert sorted(loans) == [first + timedelta(weeks=w) for w in range(4)]
@@ -55,11 +55,11 @@ def test_case_20_weekly_meeting_across_dst_keeps_its_wall_clock_time(setup) -> N
 def test_case_21_one_cancelled_occurrence_cancels_only_its_loan(setup) -> None:
     first = (datetime.now(PARIS) + timedelta(days=7 - datetime.now(PARIS).weekday())).date()  # next Monday
     series = weekly(setup, first, 3)
-    wait_for(lambda: len(setup.booking.loans) == 3, 60, "three loans")
+    wait_for(lambda: len(setup.booking.loans) == 3, WAIT, "three loans")
     setup.settle()
     second = first + timedelta(weeks=1)
     setup.graph.cancel_occurrence("alice@contoso.com", series["id"], second)
-    wait_for(lambda: loans_by_day(setup)[second].status == "cancelled", 30, "the second occurrence's loan cancelled")
+    wait_for(lambda: loans_by_day(setup)[second].status == "cancelled", WAIT, "the second occurrence's loan cancelled")
     setup.settle()
     statuses = {day: loan.status for day, loan in loans_by_day(setup).items()}
     assert statuses == {first: "new", second: "cancelled", first + timedelta(weeks=2): "new"}
@@ -68,13 +68,13 @@ def test_case_21_one_cancelled_occurrence_cancels_only_its_loan(setup) -> None:
 def test_an_exception_moves_only_its_own_loan(setup) -> None:
     first = (datetime.now(PARIS) + timedelta(days=7 - datetime.now(PARIS).weekday())).date()
     series = weekly(setup, first, 3)
-    wait_for(lambda: len(setup.booking.loans) == 3, 60, "three loans")
+    wait_for(lambda: len(setup.booking.loans) == 3, WAIT, "three loans")
     setup.settle()
     third = first + timedelta(weeks=2)
     moved_start = datetime(third.year, third.month, third.day, 14, 0, tzinfo=PARIS)
     setup.graph.update_occurrence("alice@contoso.com", series["id"], third, start=moved_start,
                                   end=moved_start + timedelta(hours=1), time_zone="Romance Standard Time")
-    wait_for(lambda: loans_by_day(setup)[third].start == moved_start, 30, "the exception's loan to move")
+    wait_for(lambda: loans_by_day(setup)[third].start == moved_start, WAIT, "the exception's loan to move")
     setup.settle()
     hours = {day: loan.start.astimezone(PARIS).hour for day, loan in loans_by_day(setup).items()}
     assert hours == {first: 9, first + timedelta(weeks=1): 9, third: 14}

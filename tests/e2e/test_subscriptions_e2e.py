@@ -22,7 +22,7 @@ from app.platform.db import make_engine
 from app.platform.models import Subscription, utcnow
 from simulators.sandbox import Sandbox
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
-from tests.e2e.harness import run_bridge, wait_for
+from tests.e2e.harness import WAIT, run_bridge, wait_for
 
 PARIS = ZoneInfo("Europe/Paris")
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def _case_13(sandbox: Sandbox, tmp_path: Path, database_url: str, redis_url: str
         r = bridge.api("POST", "/api/integrations", json=sandbox.integration())
         assert r.status_code == 201, r.text
         integration_id = r.json()["id"]
-        wait_for(lambda: len(sandbox.graph.subscriptions) == 2, 60, "two subscriptions")
+        wait_for(lambda: len(sandbox.graph.subscriptions) == 2, WAIT, "two subscriptions")
     before = set(sandbox.graph.subscriptions)
 
     # While the bridge is down, the subscriptions expire (in Graph and by their stored date)...
@@ -80,20 +80,20 @@ def _case_13(sandbox: Sandbox, tmp_path: Path, database_url: str, redis_url: str
             periodic_jobs(sandbox, tmp_path, database_url, redis_url):
         # At start: new subscriptions for both rooms...
         wait_for(lambda: len(sandbox.graph.subscriptions) == 2 and not before & set(sandbox.graph.subscriptions),
-                 60, "the subscriptions recreated")
+                 WAIT, "the subscriptions recreated")
 
         def stored() -> list[dict]:
             subs = bridge.api("GET", f"/api/integrations/{integration_id}/subscriptions").json()["items"]
             active = {s["id"] for s in subs if s["status"] == "active"}
             return subs if active == set(sandbox.graph.subscriptions) else []
 
-        subs = wait_for(stored, 10, "the new subscriptions stored")
+        subs = wait_for(stored, WAIT, "the new subscriptions stored")
         assert {s["id"] for s in subs if s["status"] == "removed"} == before
         # ... and the rooms reconciled: the meeting booked meanwhile is a loan. Nothing lost.
-        loan = wait_for(lambda: next(iter(sandbox.booking.loans.values()), None), 60, "the missed meeting's loan")
+        loan = wait_for(lambda: next(iter(sandbox.booking.loans.values()), None), WAIT, "the missed meeting's loan")
         assert loan.origin is not None and loan.origin.ref == meeting["iCalUId"]
         assert [i.place_email for i in loan.items] == ["salle-saturne@contoso.com"]
-        sandbox.graph.wait_idle(10)
+        sandbox.settle()  # anything still on its way has arrived: still one loan
         assert len(sandbox.booking.loans) == 1
     engine.dispose()
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from simulators.sandbox import Sandbox
-from tests.e2e.harness import Bridge, run_bridge, wait_for
+from tests.e2e.harness import WAIT, Bridge, run_bridge, wait_for
 
 JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
 ALICE = {"email": "alice@contoso.com", "name": "Alice Martin"}
@@ -36,7 +36,7 @@ class TwoWay:
     def organiser_events(self, user: str) -> list[dict[str, Any]]:
         return [e for e in self.sandbox.graph.events(user) if e.get("isOrganizer")]
 
-    def quiesce(self, stable_s: float = 2.0, timeout: float = 60.0) -> None:
+    def quiesce(self, stable_s: float = 2.0, timeout: float = WAIT) -> None:
         """Wait until nothing moves any more, the bridge's journal and links included."""
         self.sandbox.settle(stable_s, timeout, also=lambda: (
             len(self.journal()), tuple(sorted((link["id"], link["updated_at"]) for link in self.links()))))
@@ -49,9 +49,9 @@ def two_way(tmp_path: Path, database_url: str, redis_url: str | None = None, **s
         assert r.status_code == 201, r.text
         integration = r.json()
         wait_for(lambda: len(bridge.api("GET", f"/api/integrations/{integration['id']}/subscriptions")
-                             .json()["items"]) == 2, 60, "two subscriptions")
+                             .json()["items"]) == 2, WAIT, "two subscriptions")
         wait_for(lambda: all(p.id for p in sandbox.booking.places.values()) and len(sandbox.booking.places) == 2,
-                 30, "places")
+                 WAIT, "places")
         sandbox.booking.set_hook_target(f"{bridge.base_url}/hooks/booking/{integration['id']}",
                                         integration["hook_secret"])
         yield TwoWay(sandbox, bridge, integration["id"], integration["hook_secret"])

@@ -112,7 +112,7 @@ class WebhookReceiver:
     def lifecycle_url(self) -> str:
         return f"{self._server.base_url}/lifecycle"
 
-    def wait_for(self, count: int, timeout: float = 10.0, lifecycle: bool = False) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 60.0, lifecycle: bool = False) -> list[dict[str, Any]]:
         with self._cond:
             items = self.lifecycle if lifecycle else self.notifications
             self._cond.wait_for(lambda: len(items) >= count, timeout)

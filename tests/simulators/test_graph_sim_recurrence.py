@@ -140,7 +140,8 @@ def test_calendar_view_and_instances_expand_a_series_created_over_http(
     assert [o["id"] for o in organiser_view if o["type"] == "singleInstance"] == [single["id"]]
     assert master["id"] not in {o["id"] for o in organiser_view}
     # /events lists the master (not the occurrences); an occurrence can be read by its id, twice the same.
-    assert {e["type"] for e in graph.get(f"/users/{ALICE}/events").json()["value"]} == {"seriesMaster", "singleInstance"}
+    types = {e["type"] for e in graph.get(f"/users/{ALICE}/events").json()["value"]}
+    assert types == {"seriesMaster", "singleInstance"}
     read = graph.get(f"/users/{ALICE}/events/{instances[2]['id']}").json()
     assert (read["id"], read["type"], read["iCalUId"]) == (instances[2]["id"], "occurrence", instances[2]["iCalUId"])
     again = graph.get(f"/users/{ALICE}/events/{master['id']}/instances", params=MARCH_APRIL).json()["value"]
@@ -197,7 +198,7 @@ def test_an_exception_moves_only_one_occurrence_on_the_room_copy_too_and_notifie
     assert after[2]["originalStart"] == before[2]["originalStart"]
     assert utc(after[2]["start"]["dateTime"]).astimezone(PARIS).hour == 14
     assert [o["start"] for o in after[:2] + after[3:]] == [o["start"] for o in before[:2] + before[3:]]
-    assert sim.wait_idle(5)
+    assert sim.wait_idle(60)
     notified = [(n["changeType"], n["resourceData"]["id"]) for n in receiver.wait_for(1)]
     assert notified == [("updated", after[2]["id"])]
 
@@ -231,7 +232,7 @@ def test_cancelling_one_occurrence_removes_only_it_and_notifies_deleted(
     assert graph.get(f"/users/{ROOM_A}/events/{before[1]['id']}").status_code == 404
     [room_master] = sim.events(ROOM_A)
     assert room_master["isCancelled"] is False  # the series lives on
-    assert sim.wait_idle(5)
+    assert sim.wait_idle(60)
     notified = [(n["changeType"], n["resourceData"]["id"]) for n in receiver.wait_for(1)]
     assert notified == [("deleted", before[1]["id"])]
 
@@ -252,7 +253,8 @@ def test_occurrence_ids_take_patch_cancel_and_delete_over_http(sim: GraphSimulat
     deleted = graph.delete(f"/users/{ALICE}/events/{third['id']}")
 
     assert patched.status_code == 200, patched.text
-    assert (patched.json()["type"], patched.json()["subject"], patched.json()["id"]) == ("exception", "Moved", first["id"])
+    body = patched.json()
+    assert (body["type"], body["subject"], body["id"]) == ("exception", "Moved", first["id"])
     assert refused.status_code == 400  # organisers only
     assert (cancelled.status_code, deleted.status_code) == (202, 204)
     assert [o["id"] for o in sim.occurrences(ALICE, master["id"], FIRST - WEEK, FIRST + 5 * WEEK)] == [
@@ -302,7 +304,7 @@ def test_master_notifications_name_the_master(
     master = series(sim, count=3)
     sim.update_event(ALICE, master["id"], subject="Renamed")
 
-    assert sim.wait_idle(5)
+    assert sim.wait_idle(60)
     [room_master] = sim.events(ROOM_A)
     notified = [(n["changeType"], n["resourceData"]["id"]) for n in receiver.wait_for(2)]
     assert notified == [("created", room_master["id"]), ("updated", room_master["id"])]

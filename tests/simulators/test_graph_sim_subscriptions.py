@@ -155,7 +155,7 @@ def test_an_expired_subscription_is_gone_and_gets_nothing(
 
     assert graph.get(f"/subscriptions/{subscription['id']}").status_code == 404
     sim.create_meeting(ALICE, "Weekly", NINE, NINE + HOUR, rooms=[ROOM_A])
-    assert sim.wait_idle(5) and receiver.notifications == []
+    assert sim.wait_idle(60) and receiver.notifications == []
 
 
 def test_expire_subscription_ends_it_without_moving_the_clock(
@@ -199,7 +199,7 @@ def test_changes_are_notified_with_the_basic_shape(
         "tenantId": TENANT_ID,
     }
     assert first["resourceData"]["@odata.etag"].startswith('W/"')
-    assert sim.wait_idle(5) and sim.stats.notifications_delivered == 3
+    assert sim.wait_idle(60) and sim.stats.notifications_delivered == 3
 
 
 def test_writes_over_http_are_notified_too(
@@ -222,7 +222,7 @@ def test_other_mailboxes_are_not_notified(
 ) -> None:
     sim.create_meeting(ALICE, "Weekly", NINE, NINE + HOUR, rooms=[ROOM_B])
 
-    assert sim.wait_idle(5) and receiver.notifications == []
+    assert sim.wait_idle(60) and receiver.notifications == []
 
 
 def test_duplicates_mode_sends_each_notification_several_times(
@@ -233,7 +233,7 @@ def test_duplicates_mode_sends_each_notification_several_times(
     sim.create_meeting(ALICE, "Weekly", NINE, NINE + HOUR, rooms=[ROOM_A])
 
     items = receiver.wait_for(3)
-    assert sim.wait_idle(5) and len(receiver.notifications) == 3
+    assert sim.wait_idle(60) and len(receiver.notifications) == 3
     assert len({item["resourceData"]["id"] for item in items}) == 1
 
 
@@ -244,7 +244,7 @@ def test_drop_mode_loses_the_next_notifications(
     sim.create_meeting(ALICE, "Lost", NINE, NINE + HOUR, rooms=[ROOM_A])
     sim.create_meeting(ALICE, "Kept", NINE + HOUR, NINE + 2 * HOUR, rooms=[ROOM_A])
 
-    assert sim.wait_idle(5)
+    assert sim.wait_idle(60)
     assert len(receiver.notifications) == 1 and sim.stats.notifications_dropped == 1
 
 
@@ -254,7 +254,7 @@ def test_drop_probability_one_loses_everything(
     sim.delivery.drop_probability = 1.0
     sim.create_meeting(ALICE, "Lost", NINE, NINE + HOUR, rooms=[ROOM_A])
 
-    assert sim.wait_idle(5) and receiver.notifications == []
+    assert sim.wait_idle(60) and receiver.notifications == []
 
 
 def test_a_spurious_updated_follows_created(
@@ -284,7 +284,7 @@ def test_delay_mode_holds_notifications(
     sim.create_meeting(ALICE, "Weekly", NINE, NINE + HOUR, rooms=[ROOM_A])
 
     assert receiver.wait_for(1, timeout=0.2) == []
-    assert len(receiver.wait_for(1, timeout=5)) == 1
+    assert len(receiver.wait_for(1, timeout=60)) == 1
 
 
 def test_failed_deliveries_are_retried(
@@ -295,7 +295,7 @@ def test_failed_deliveries_are_retried(
     sim.create_meeting(ALICE, "Weekly", NINE, NINE + HOUR, rooms=[ROOM_A])
 
     assert len(receiver.wait_for(1)) == 1
-    assert sim.wait_idle(5) and sim.stats.notifications_failed == 0
+    assert sim.wait_idle(60) and sim.stats.notifications_failed == 0
 
 
 # -- lifecycle ---------------------------------------------------------------------------------------------------
