@@ -21,6 +21,10 @@ class Faults:
     def kill_after_next_write(self) -> None:
         self._kill_after_write += 1
 
+    @property
+    def armed(self) -> int:
+        return len(self._next_call) + self._kill_after_write
+
     def clear(self) -> None:
         self._next_call.clear()
         self._kill_after_write = 0

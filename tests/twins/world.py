@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlmodel import select
 
 from app.adapters.booking.client import BookingUnavailable
@@ -54,6 +55,11 @@ def _migrated_template() -> Path:
         return _template
 
 
+def _no_fsync(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # A throwaway database: commits need not reach the disk (an fsync per commit was 90 % of the run time).
+    dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
 @dataclass(frozen=True)
 class Job:
     kind: str  # "note" (a Graph notification: room id, event id) | "hook" (a reverse hook: loan id)
@@ -72,7 +78,9 @@ class World:
         self.graph = GraphTwin()
         self.booking = BookingTwin()
         settings = make_settings(f"sqlite:///{db}")
-        self.rt = Runtime(settings, make_engine(settings.database_url),
+        engine = make_engine(settings.database_url)
+        event.listen(engine, "connect", _no_fsync)
+        self.rt = Runtime(settings, engine,
                           graph_factory=lambda _i: self.graph, booking_factory=lambda _i: self.booking)
         self.jobs: list[Job] = []
         self.failures: list[tuple[Job, str]] = []  # transient failures seen (for reports)
