@@ -57,7 +57,8 @@ class Bridge:
 def run_bridge(sandbox: Sandbox, tmp_path: Path, database_url: str, redis_url: str | None = None,
                workers: int = 1, admin_token: str = DEFAULT_ADMIN_TOKEN, secret_key: str = DEFAULT_SECRET_KEY,
                extra_env: dict[str, str] | None = None) -> Iterator[Bridge]:
-    """`roombridge migrate`, then `serve` (+ `worker` ×`workers` on Redis) as subprocesses; logs go to `tmp_path`."""
+    """The schema migrated (as `roombridge migrate` would), then `serve` (+ `worker` ×`workers` on Redis) as
+    subprocesses; logs go to `tmp_path`."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))},
@@ -73,7 +74,11 @@ def run_bridge(sandbox: Sandbox, tmp_path: Path, database_url: str, redis_url: s
     if redis_url:
         env["REDIS_URL"] = redis_url
     cli = [sys.executable, "-m", "app.cli"]
-    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    # What `roombridge migrate` does, in this process: one interpreter start (seconds on a busy machine) less per
+    # bridge; the command itself is tested on its own (tests/test_settings.py).
+    from app.platform.migrate import upgrade
+
+    upgrade(database_url)
     commands = [[*cli, "serve", "--host", "127.0.0.1", "--port", str(port)]]
     if redis_url:
         commands += [[*cli, "worker"] for _ in range(workers)]
