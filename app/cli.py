@@ -1,4 +1,6 @@
-"""`roombridge` command line: serve, worker, scheduler, migrate (the demo is `roombridge-demo`, shipped with the simulators)."""
+"""`roombridge` command line: serve, worker, scheduler, migrate.
+
+The demo is `roombridge-demo`, shipped with the simulators (product code never imports them)."""
 
 from __future__ import annotations
 

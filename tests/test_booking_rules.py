@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.core.booking_rules import (
+from app.core.actions import (
     CreateEvent,
     DeleteEvent,
-    DesiredEvent,
-    ImportedRoom,
-    NoEvent,
     Nothing,
-    OutlookSeen,
     Record,
     Refuse,
     ReleaseRooms,
     ReplaceEvent,
     UpdateEvent,
+)
+from app.core.booking_rules import (
+    ImportedRoom,
+    NoEvent,
     booking_fingerprint,
-    decide_loan_change,
     desired_event,
     organiser_copy_fingerprint,
-    resolve_conflict,
-    settle_conflict,
-    synced_fields,
+    synced,
 )
+from app.core.conflict import OutlookSeen, resolve_conflict, settle_conflict
 from app.core.contract import Loan
+from app.core.decide import decide_loan_change
+from app.core.desired import DesiredEvent, DesiredLoan, Requester, round_slot
 from app.core.graph import Attendee, OutlookEvent
-from app.core.outlook_rules import DesiredLoan, Requester, round_slot
+from app.core.link import LinkState, Synced
 from app.core.policy import Policy
-from app.platform.models import Link
 
 NOW = datetime(2030, 3, 1, 8, 0, tzinfo=UTC)
 POLICY = Policy("int-1", frozenset({"contoso.com"}), "accueil@contoso.com")
@@ -56,19 +56,17 @@ def desired(l: Loan | None = None, policy: Policy = POLICY) -> DesiredEvent:
     return d
 
 
-def booking_link(l: Loan | None = None, **changes) -> Link:
+def booking_link(l: Loan | None = None, **changes) -> LinkState:
     l = l or loan()
     d = desired(l)
-    link = Link(integration_id="int-1", ical_uid="UID-1", loan_id=l.id, origin="booking", state="active",
-                organizer_email=d.organizer, organizer_event_id="EV-1", booking_version=l.version,
-                booking_hash=d.fingerprint(), outlook_hash=d.outlook_fingerprint("UID-1", 15),
-                synced=synced_fields(l, d))
-    for k, v in changes.items():
-        setattr(link, k, v)
-    return link
+    link = LinkState(ical_uid="UID-1", loan_id=l.id, origin="booking", status="active",
+                     organizer_email=d.organizer, organizer_event_id="EV-1", booking_version=l.version,
+                     booking_hash=d.fingerprint(), outlook_hash=d.outlook_fingerprint("UID-1", 15),
+                     synced=synced(l, d))
+    return replace(link, **changes)
 
 
-def decide(l: Loan, link: Link | None, policy: Policy = POLICY):
+def decide(l: Loan, link: LinkState | None, policy: Policy = POLICY):
     return decide_loan_change(l, link, desired_event(l, policy, ROOMS), policy, NOW)
 
 
@@ -217,22 +215,20 @@ def test_a_new_requester_in_another_mailbox_replaces_the_event() -> None:
 
 
 def test_an_event_already_removed_is_not_recreated() -> None:
-    assert isinstance(decide(loan(version=4), booking_link(state="cancelled")), Record)
+    assert isinstance(decide(loan(version=4), booking_link(status="cancelled")), Record)
 
 
-def outlook_link(**changes) -> Link:
-    link = Link(integration_id="int-1", ical_uid="UID-9", loan_id="ln_1", origin="outlook", state="active",
-                booking_version=3, synced={"start": loan().start.isoformat(), "end": loan().end.isoformat(),
-                                           "rooms": ["room-a@contoso.com", "room-b@contoso.com"]})
-    for k, v in changes.items():
-        setattr(link, k, v)
-    return link
+def outlook_link(**changes) -> LinkState:
+    link = LinkState(ical_uid="UID-9", loan_id="ln_1", origin="outlook", status="active", booking_version=3,
+                     synced=Synced("alice@contoso.com", "Alice", loan().start, loan().end,
+                                   ("room-a@contoso.com", "room-b@contoso.com")))
+    return replace(link, **changes)
 
 
 @pytest.mark.parametrize("status", ["cancelled", "refused"])
 def test_a_loan_born_in_outlook_closed_in_the_booking_system_releases_the_rooms(status: str) -> None:
     assert isinstance(decide(loan(version=4, status=status), outlook_link()), ReleaseRooms)
-    assert isinstance(decide(loan(version=4, status=status), outlook_link(state="cancelled")), Record)
+    assert isinstance(decide(loan(version=4, status=status), outlook_link(status="cancelled")), Record)
 
 
 def test_a_loan_born_in_outlook_changed_in_the_booking_system_is_journaled_not_written() -> None:

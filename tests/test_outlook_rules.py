@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide_outlook_change
+from app.core.actions import CancelLoan, CreateLoan, Nothing, Refuse, UpdateLoan
+from app.core.decide import decide_outlook_change
 from app.core.graph import Attendee, OutlookEvent
+from app.core.link import LinkState
+from app.core.desired import EPOCH
 from app.core.outlook_rules import (
-    EPOCH,
     DesiredLoan,
     Gone,
     Refusal,
@@ -21,7 +23,6 @@ from app.core.outlook_rules import (
     round_slot,
 )
 from app.core.policy import Policy
-from app.platform.models import Link
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 ROOMS = {"room-a@contoso.com"}  # rooms holding a live copy
@@ -159,8 +160,8 @@ def test_availability_at_update_drops_the_busy_room_or_cancels() -> None:
     assert isinstance(apply_availability(_desired(), {}, updating=True), Gone)
 
 
-def _link(**kw) -> Link:
-    return Link(integration_id="i1", ical_uid="uid-1", origin="outlook", loan_id="L1", **kw)
+def _link(**kw) -> LinkState:
+    return LinkState(ical_uid="uid-1", origin="outlook", loan_id="L1", **kw)
 
 
 def test_decision_table() -> None:
@@ -170,9 +171,47 @@ def test_decision_table() -> None:
     assert decide_outlook_change(d, _link(outlook_hash="old")) == UpdateLoan(d, "L1")
     assert decide_outlook_change(Gone("x"), _link()) == CancelLoan("L1", "x")
     assert isinstance(decide_outlook_change(Gone("x"), None), Nothing)
-    assert isinstance(decide_outlook_change(Gone("x"), _link(state="cancelled")), Nothing)
+    assert isinstance(decide_outlook_change(Gone("x"), _link(status="cancelled")), Nothing)
     refusal = Refusal("invalid", "rooms", "every room declined")
     assert decide_outlook_change(refusal, _link()) == CancelLoan("L1", "every room declined")
-    assert decide_outlook_change(refusal, None) == Journal(refusal)
+    assert decide_outlook_change(refusal, None) == Refuse(refusal)
     dates = Refusal("invalid", "dates", "over")
-    assert decide_outlook_change(dates, _link()) == Journal(dates)
+    assert decide_outlook_change(dates, _link()) == Refuse(dates)
+
+
+# --- a copy that is no longer live (issue 7: the slot flip-flop) ---------------------------------------------------
+
+
+def _linked(rooms: dict[str, str], start: datetime, end: datetime) -> LinkState:
+    """A link whose loan holds `rooms` (room id → e-mail) at start–end, as last synced."""
+    from app.core.link import RoomCopy, Synced
+
+    return LinkState(ical_uid="uid-1", origin="booking", loan_id="L1", outlook_hash="h",
+                     synced=Synced("desk@contoso.com", "Desk", start, end, tuple(sorted(rooms.values()))),
+                     copies=tuple(RoomCopy(rid, email, f"ev-{rid}") for rid, email in rooms.items()))
+
+
+def test_a_stale_cancelled_copy_never_supplies_the_slot() -> None:
+    """The loan was moved to 16:00–17:30 on Boreal + Dune; Atlas's cancelled copy still says 14:00–15:00."""
+    from app.core.outlook_rules import room_left
+
+    moved = (NOW.replace(hour=16), NOW.replace(hour=17, minute=30))
+    link = _linked({"r-boreal": "boreal@contoso.com", "r-dune": "dune@contoso.com"}, *moved)
+    active = {"atlas@contoso.com", "boreal@contoso.com", "dune@contoso.com"}
+    # Atlas is no longer one of the loan's rooms: its stale copy changes nothing.
+    assert room_left(link, "r-atlas", "atlas@contoso.com", active, 15) is None
+    # Had Atlas still been recorded, only Atlas would go: the slot and the other rooms come from the link.
+    with_atlas = _linked({"r-atlas": "atlas@contoso.com", "r-boreal": "boreal@contoso.com",
+                          "r-dune": "dune@contoso.com"}, *moved)
+    out = room_left(with_atlas, "r-atlas", "atlas@contoso.com", active, 15)
+    assert isinstance(out, DesiredLoan)
+    assert (out.start, out.end, out.rooms) == (*moved, ("boreal@contoso.com", "dune@contoso.com"))
+    assert out.requester.email == "desk@contoso.com"
+
+
+def test_the_last_room_leaving_cancels_the_loan() -> None:
+    from app.core.outlook_rules import room_left
+
+    link = _linked({"r-atlas": "atlas@contoso.com"}, NOW.replace(hour=14), NOW.replace(hour=15))
+    assert isinstance(room_left(link, "r-atlas", "atlas@contoso.com", {"atlas@contoso.com"}, 15), Gone)
+    assert decide_outlook_change(Gone("x"), link) == CancelLoan("L1", "x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,7 +37,7 @@ class ChangeNotification(BaseModel):
 
 class NotificationBatch(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    value: list[dict] = Field(max_length=1000)
+    value: list[dict[str, Any]] = Field(max_length=1000)
 
 
 class MalformedPayload(ValueError):

@@ -5,55 +5,18 @@ No I/O here: availability (rule 4) is asked by the caller and applied with `appl
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from app.core.actions import Refusal
+from app.core.desired import DesiredLoan, Requester, round_slot
 from app.core.graph import OutlookEvent
+from app.core.link import LinkState
 from app.core.policy import Policy
 
-EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # blocks are aligned on the UTC hour
-
-
-@dataclass(frozen=True)
-class Requester:
-    email: str
-    name: str
-
-
-@dataclass(frozen=True)
-class DesiredLoan:
-    """What the loan of a meeting occurrence should hold, according to Outlook."""
-
-    ical_uid: str
-    requester: Requester
-    start: datetime
-    end: datetime
-    rooms: tuple[str, ...]  # room e-mails, sorted
-
-    def fingerprint(self) -> str:
-        """Hash of the synced fields: equal fingerprints mean nothing to write (own writes coming back, duplicates)."""
-        data = [self.requester.email, self.start.isoformat(), self.end.isoformat(), list(self.rooms)]
-        return hashlib.sha256(json.dumps(data).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """No loan: `status` is `skipped` (not ours to sync) or `invalid` (a validity rule failed, named by `rule`)."""
-
-    status: str
-    rule: str
-    message: str
-
-    @property
-    def worth_journaling(self) -> bool:
-        # Reconciliation reads every meeting of a room, including past ones and other people's: not news.
-        return self.rule not in QUIET_RULES
-
-
-QUIET_RULES = frozenset({"not_eligible", "past"})
+__all__ = ["DesiredLoan", "Gone", "Outcome", "Refusal", "Requester", "apply_availability", "evaluate",
+           "holds_live_copy", "room_left", "round_slot"]
 
 
 @dataclass(frozen=True)
@@ -64,15 +27,6 @@ class Gone:
 
 
 Outcome = DesiredLoan | Refusal | Gone
-
-
-def round_slot(start: datetime, end: datetime, block_minutes: int) -> tuple[datetime, datetime]:
-    """Start rounded down, end rounded up, to whole blocks."""
-    block = timedelta(minutes=block_minutes)
-    start_r = start - ((start - EPOCH) % block)
-    over = (end - EPOCH) % block
-    end_r = end if over == timedelta(0) else end + (block - over)
-    return start_r, end_r
 
 
 def holds_live_copy(event: OutlookEvent) -> bool:
@@ -141,3 +95,22 @@ def apply_availability(
     if not remaining:
         return Gone("no room remains available: " + ", ".join(busy))
     return replace(desired, rooms=remaining)
+
+
+def room_left(link: LinkState, room_id: str, room_email: str, active_rooms: Collection[str],
+              block_minutes: int) -> Outcome | None:
+    """A room's copy is no longer live (declined, cancelled, removed): the loan loses that room, nothing else.
+
+    A copy that is not live may only remove its own room. It never supplies the meeting's slot, requester or other
+    rooms: Exchange leaves a cancelled copy with the slot it had when the room was taken off, so believing it would
+    move the loan back (issue 7's flip-flop). The rest comes from what was last synced. None: nothing to change
+    (the room was not part of the loan).
+    """
+    if link.copy_of(room_id) is None:
+        return None
+    others = tuple(sorted(link.rooms_other_than(room_id) & set(active_rooms)))
+    if not others or link.synced is None:
+        return Gone(f"the meeting is gone from {room_email}")
+    s = link.synced
+    start, end = round_slot(s.start, s.end, block_minutes)
+    return DesiredLoan(link.ical_uid, Requester(s.requester_email, s.requester_name), start, end, others)

@@ -1,11 +1,15 @@
-"""An integration's sync settings as a plain value the pure rules can take (no database, no secrets)."""
+"""An integration's sync settings as a plain value the pure rules can take (no database, no secrets).
+
+`app.sync.integrations.policy_of` builds it from the stored integration."""
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from typing import Literal
 
-from app.platform.models import Integration
+Direction = Literal["both", "outlook_to_booking", "booking_to_outlook"]
+PrivateEvents = Literal["sync_hidden", "skip"]
 
 
 @dataclass(frozen=True)
@@ -15,24 +19,10 @@ class Policy:
     default_user_email: str | None
     block_minutes: int = 15
     horizon_days: int = 180
-    direction: str = "both"
-    private_events: str = "sync_hidden"
+    direction: Direction = "both"
+    private_events: PrivateEvents = "sync_hidden"
     exclude_subjects: tuple[str, ...] = ()
     show_pending_as_tentative: bool = True
-
-    @classmethod
-    def of(cls, integration: Integration) -> "Policy":
-        return cls(
-            integration_id=integration.id,
-            domains=frozenset(integration.domains()),
-            default_user_email=(integration.default_user_email or "").lower() or None,
-            block_minutes=integration.block_minutes,
-            horizon_days=integration.horizon_days,
-            direction=integration.direction,
-            private_events=integration.private_events,
-            exclude_subjects=tuple(integration.exclude_subjects),
-            show_pending_as_tentative=integration.show_pending_as_tentative,
-        )
 
     def in_tenant(self, email: str) -> bool:
         return email.rpartition("@")[2].lower() in self.domains

@@ -13,42 +13,41 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import col, delete, select
 
 from app.adapters.booking.client import BookingNotFound
 from app.adapters.graph.errors import GraphNotFound
-from app.core.booking_rules import (
-    Action,
+from app.core.actions import (
     CreateEvent,
     DeleteEvent,
-    DesiredEvent,
-    ImportedRoom,
+    EventAction,
     Nothing,
-    OutlookSeen,
     Record,
     Refuse,
     ReleaseRooms,
     ReplaceEvent,
     UpdateEvent,
-    decide_loan_change,
-    desired_event,
-    organiser_copy_fingerprint,
-    settle_conflict,
-    synced_fields,
 )
+from app.core.booking_rules import ImportedRoom, desired_event, organiser_copy_fingerprint, synced
+from app.core.conflict import OutlookSeen, settle_conflict
 from app.core.contract import Loan
-from app.core.graph import OutlookEvent
+from app.core.decide import decide_loan_change
+from app.core.desired import DesiredEvent
+from app.core.link import LinkState, RoomCopy
 from app.core.outlook_rules import holds_live_copy
 from app.core.policy import Policy
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
-from app.platform.models import EventCopy, Integration, Link, Room, SeenDelivery, utcnow
-from app.sync import journal
+from app.platform.models import Integration, Room, SeenDelivery, utcnow
+from app.sync import state
+from app.sync.integrations import policy_of
 from app.sync.rooms import active_rooms
 from app.sync.runtime import Runtime
+from app.sync.state import Note
 
-DIRECTION = "booking_to_outlook"
+DIRECTION: Final = "booking_to_outlook"
 SEEN_DELIVERY_RETENTION = timedelta(days=2)  # the booking system retries a delivery for hours, with the same id
 PURGE_CHANCE = 0.01
 log = get_logger("roombridge.booking_to_outlook")
@@ -67,7 +66,7 @@ def process_loan(rt: Runtime, integration_id: str, loan_id: str) -> None:
             _purge_seen_deliveries(s)
     if integration is None or not integration.enabled:
         return
-    policy = Policy.of(integration)
+    policy = policy_of(integration)
     if not policy.booking_to_outlook:
         return
     try:
@@ -77,9 +76,8 @@ def process_loan(rt: Runtime, integration_id: str, loan_id: str) -> None:
         return
 
     with _loan_locks(rt, integration.id, loan):
-        with session_scope(rt.engine) as s:
-            link = _link(s, integration.id, loan)
-            rooms = _rooms(s, integration.id)
+        link = _link(rt, integration.id, loan)
+        rooms = _rooms(rt, integration.id)
         if link is not None and link.booking_version is not None and loan.version < link.booking_version:
             # Read before the lock, while the Outlook side was writing a newer version: read again.
             loan = rt.booking(integration).get_loan(loan_id)
@@ -90,32 +88,31 @@ def process_loan(rt: Runtime, integration_id: str, loan_id: str) -> None:
         _apply(rt, integration, policy, loan, link, action)
 
 
+def _outlook_ref(loan: Loan) -> str | None:
+    return loan.origin.ref if loan.origin is not None and loan.origin.system == "outlook" else None
+
+
 @contextmanager
 def _loan_locks(rt: Runtime, integration_id: str, loan: Loan) -> Iterator[None]:
     """The loan's lock, then its meeting's (always in this order; the Outlook side only takes meeting locks)."""
     with rt.locks.hold(f"loan:{integration_id}:{loan.id}"):
-        with session_scope(rt.engine) as s:
-            link = _link(s, integration_id, loan)
-        ical_uid = link.ical_uid if link else (
-            loan.origin.ref if loan.origin is not None and loan.origin.system == "outlook" else None)
+        link = _link(rt, integration_id, loan)
+        ical_uid = link.ical_uid if link else _outlook_ref(loan)
         with rt.locks.hold(f"meeting:{integration_id}:{ical_uid}") if ical_uid else nullcontext():
             yield
 
 
-def _link(s: Session, integration_id: str, loan: Loan) -> Link | None:
-    link = s.exec(select(Link).where(Link.integration_id == integration_id, Link.loan_id == loan.id)).first()
-    if link is None and loan.origin is not None and loan.origin.system == "outlook":
-        link = s.exec(select(Link).where(Link.integration_id == integration_id,
-                                         Link.ical_uid == loan.origin.ref)).first()
-    return link
+def _link(rt: Runtime, integration_id: str, loan: Loan) -> LinkState | None:
+    return state.by_loan(rt.engine, integration_id, loan.id, _outlook_ref(loan))
 
 
-def _rooms(s: Session, integration_id: str) -> list[ImportedRoom]:
-    return [ImportedRoom(r.email, r.name, r.place_id) for r in active_rooms(s, integration_id)]
+def _rooms(rt: Runtime, integration_id: str) -> list[ImportedRoom]:
+    with session_scope(rt.engine) as s:
+        return [ImportedRoom(r.email, r.name, r.place_id) for r in active_rooms(s, integration_id)]
 
 
 def _seen(rt: Runtime, integration: Integration, policy: Policy, rooms: list[ImportedRoom],
-          link: Link) -> OutlookSeen | None:
+          link: LinkState) -> OutlookSeen | None:
     """The organiser's event now, fingerprinted as the Outlook side would (None if it is gone)."""
     assert link.organizer_email and link.organizer_event_id
     graph = rt.graph(integration)
@@ -125,17 +122,17 @@ def _seen(rt: Runtime, integration: Integration, policy: Policy, rooms: list[Imp
     return OutlookSeen(organiser_copy_fingerprint(event, policy, {r.email for r in rooms}), event.last_modified)
 
 
-def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, link: Link | None,
-           action: Action) -> None:
+def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, link: LinkState | None,
+           action: EventAction) -> None:
     graph = rt.graph(integration)
     if isinstance(action, Nothing):
         log.debug("nothing to do", loan_id=loan.id, why=action.why)
         return
     if isinstance(action, Refuse):
         r = action.refusal
-        with session_scope(rt.engine) as s:
-            journal.record(s, integration.id, DIRECTION, "skip" if r.status == "skipped" else "refuse", r.status,
-                           r.message, loan_id=loan.id, rule=r.rule)
+        state.save(rt.engine, integration.id, None,
+                   Note(DIRECTION, "skip" if r.status == "skipped" else "refuse", r.status, r.message, r.rule),
+                   loan_id=loan.id)
         return
     if isinstance(action, CreateEvent):
         d = action.desired
@@ -155,36 +152,37 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
             rt.graph_call(d.organizer, graph.patch_event(d.organizer, action.event_id, d.write()))
         except GraphNotFound:
             # Deleted in Outlook meanwhile: the Outlook side cancels the loan when it sees the room copies go.
-            _record_version(rt, link, loan, Record("the event was deleted in Outlook"))
+            state.save(rt.engine, integration.id, link.version_seen(loan.version, loan.updated_at))
             return
         if action.conflict:
-            with session_scope(rt.engine) as s:
-                journal.record(s, integration.id, DIRECTION, "resolve", "conflict", action.conflict,
-                               ical_uid=link.ical_uid, loan_id=loan.id)
+            state.save(rt.engine, integration.id, None, Note(DIRECTION, "resolve", "conflict", action.conflict),
+                       ical_uid=link.ical_uid, loan_id=loan.id)
         _record_event(rt, integration, policy, loan, link, d, link.ical_uid, action.event_id, "update")
         return
     if isinstance(action, DeleteEvent):
         rt.graph_call(action.organizer, graph.delete_event(action.organizer, action.event_id))
-        _close_link(rt, integration, loan, link, f"event deleted: {action.reason}")
+        state.save(rt.engine, integration.id, link.closed(loan.version, loan.updated_at),
+                   Note(DIRECTION, "cancel", "ok", f"event deleted: {action.reason}"))
         return
     if isinstance(action, ReleaseRooms):
-        with session_scope(rt.engine) as s:
-            copies = s.exec(select(EventCopy, Room).join(Room, col(Room.id) == EventCopy.room_id)
-                            .where(EventCopy.link_id == link.id)).all()
+        mailboxes = _mailboxes(rt, [c.room_id for c in link.copies])
         # The link is marked cancelled in the same lock, so the copies' deletions come back as "nothing to do".
-        for copy, room in copies:
-            rt.graph_call(room.mailbox_id, graph.delete_event(room.mailbox_id, copy.event_id))
-        _close_link(rt, integration, loan, link, f"room copies removed: {action.reason}")
+        for copy in link.copies:
+            mailbox = mailboxes.get(copy.room_id)
+            if mailbox:
+                rt.graph_call(mailbox, graph.delete_event(mailbox, copy.event_id))
+        state.save(rt.engine, integration.id, link.closed(loan.version, loan.updated_at),
+                   Note(DIRECTION, "cancel", "ok", f"room copies removed: {action.reason}"))
         return
     assert isinstance(action, Record)
-    _record_version(rt, link, loan, action)
+    log.debug("loan version recorded", loan_id=loan.id, version=loan.version, why=action.why)
+    note = None
     if action.journal:
-        with session_scope(rt.engine) as s:
-            journal.record(s, integration.id, DIRECTION, "resolve" if action.journal == "conflict" else "skip",
-                           action.journal, action.why, ical_uid=link.ical_uid, loan_id=loan.id)
+        note = Note(DIRECTION, "resolve" if action.journal == "conflict" else "skip", action.journal, action.why)
+    state.save(rt.engine, integration.id, link.version_seen(loan.version, loan.updated_at), note)
 
 
-def _record_event(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, link: Link | None,
+def _record_event(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, link: LinkState | None,
                   d: DesiredEvent, ical_uid: str, event_id: str, verb: str) -> None:
     """Remember what was written, so that the notifications this write causes change nothing (SPEC §7).
 
@@ -193,54 +191,31 @@ def _record_event(rt: Runtime, integration: Integration, policy: Policy, loan: L
     """
     new_meeting = link is None or link.ical_uid != ical_uid
     with rt.locks.hold(f"meeting:{integration.id}:{ical_uid}") if new_meeting else nullcontext():
-        with session_scope(rt.engine) as s:
-            known = {} if link is None or new_meeting else _copies(s, link.id)
+        # A room taken off the meeting loses its copy (Exchange cancels it); the rooms kept keep theirs.
+        kept = () if link is None or new_meeting else tuple(c for c in link.copies if c.room_email in d.room_emails)
+        known = {c.room_email for c in kept}
         # The Outlook side counts a room in the meeting when it has seen that room's live copy: record the copies.
         found = _find_copies(rt, integration, ical_uid, [e for e in d.room_emails if e not in known])
-        with session_scope(rt.engine) as s:
-            current = s.get(Link, link.id) if link is not None else None
-            if current is None:
-                current = s.exec(select(Link).where(Link.integration_id == integration.id,
-                                                    Link.ical_uid == ical_uid)).first()
-            if current is None:
-                current = Link(integration_id=integration.id, ical_uid=ical_uid, origin="booking")
-            current.ical_uid = ical_uid
-            current.loan_id = loan.id
-            current.state = "active"
-            current.organizer_email = d.organizer
-            current.organizer_event_id = event_id
-            current.outlook_hash = d.outlook_fingerprint(ical_uid, policy.block_minutes)
-            current.booking_hash = d.fingerprint()
-            current.booking_version = loan.version
-            current.booking_updated_at = loan.updated_at
-            current.synced = synced_fields(loan, d)
-            current.updated_at = utcnow()
-            s.add(current)
-            s.flush()
-            for email, row in known.items():
-                if email not in d.room_emails:
-                    s.delete(row)  # a room taken off the meeting: its copy is cancelled
-            if new_meeting and link is not None:
-                s.exec(delete(EventCopy).where(EventCopy.link_id == current.id))  # type: ignore[call-overload, arg-type]
-            for room, event in found:
-                s.add(EventCopy(link_id=current.id, room_id=room.id, event_id=event.id, change_key=event.change_key))
-            journal.record(s, integration.id, DIRECTION, verb, "ok",
-                           f"event {d.subject!r} for {d.organizer}: {', '.join(d.room_emails)} "
-                           f"{d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC ({d.show_as})",
-                           ical_uid=ical_uid, loan_id=loan.id)
+        current = link or state.by_meeting(rt.engine, integration.id, ical_uid) or LinkState(ical_uid, "booking")
+        after = current.event_written(
+            ical_uid=ical_uid, loan_id=loan.id, organizer=d.organizer, event_id=event_id,
+            outlook_hash=d.outlook_fingerprint(ical_uid, policy.block_minutes), booking_hash=d.fingerprint(),
+            version=loan.version, updated_at=loan.updated_at, synced=synced(loan, d), copies=kept + found)
+        state.save(rt.engine, integration.id, after,
+                   Note(DIRECTION, verb, "ok", f"event {d.subject!r} for {d.organizer}: {', '.join(d.room_emails)} "
+                        f"{d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC ({d.show_as})"))
 
 
-def _copies(s: Session, link_id: str) -> dict[str, EventCopy]:
-    rows = s.exec(select(EventCopy, Room.email).join(Room, col(Room.id) == EventCopy.room_id)
-                  .where(EventCopy.link_id == link_id)).all()
-    return {email: copy for copy, email in rows}
+def _mailboxes(rt: Runtime, room_ids: list[str]) -> dict[str, str]:
+    with session_scope(rt.engine) as s:
+        rows = s.exec(select(Room).where(col(Room.id).in_(room_ids))).all()
+        return {r.id: r.mailbox_id for r in rows}
 
 
-def _find_copies(rt: Runtime, integration: Integration, ical_uid: str,
-                 emails: list[str]) -> list[tuple[Room, OutlookEvent]]:
+def _find_copies(rt: Runtime, integration: Integration, ical_uid: str, emails: list[str]) -> tuple[RoomCopy, ...]:
     """The live copies of meeting `ical_uid` on these rooms' calendars (a room that declined keeps none)."""
     if not emails:
-        return []
+        return ()
     with session_scope(rt.engine) as s:
         rooms = s.exec(select(Room).where(Room.integration_id == integration.id,
                                           col(Room.email).in_(emails))).all()
@@ -249,36 +224,9 @@ def _find_copies(rt: Runtime, integration: Integration, ical_uid: str,
     for room in rooms:
         event = rt.graph_call(room.mailbox_id, graph.find_event_by_ical_uid(room.mailbox_id, ical_uid))
         if event is not None and holds_live_copy(event):
-            found.append((room, event))
-    return found
+            found.append(RoomCopy(room.id, room.email, event.id, event.change_key))
+    return tuple(found)
 
 
-def _close_link(rt: Runtime, integration: Integration, loan: Loan, link: Link, message: str) -> None:
-    with session_scope(rt.engine) as s:
-        current = s.get(Link, link.id)
-        if current is None:
-            return
-        current.state = "cancelled"
-        s.exec(delete(EventCopy).where(EventCopy.link_id == current.id))  # type: ignore[call-overload, arg-type]
-        current.booking_version = loan.version
-        current.booking_updated_at = loan.updated_at
-        current.updated_at = utcnow()
-        s.add(current)
-        journal.record(s, integration.id, DIRECTION, "cancel", "ok", message, ical_uid=link.ical_uid,
-                       loan_id=loan.id)
-
-
-def _record_version(rt: Runtime, link: Link, loan: Loan, action: Record) -> None:
-    log.debug("loan version recorded", loan_id=loan.id, version=loan.version, why=action.why)
-    with session_scope(rt.engine) as s:
-        current = s.get(Link, link.id)
-        if current is None:
-            return
-        current.booking_version = max(loan.version, current.booking_version or 0)
-        current.booking_updated_at = loan.updated_at
-        s.add(current)
-
-
-def _purge_seen_deliveries(s: Session) -> None:
-    s.exec(delete(SeenDelivery).where(col(SeenDelivery.seen_at) < utcnow() - SEEN_DELIVERY_RETENTION))  # type: ignore[call-overload]
-
+def _purge_seen_deliveries(s: object) -> None:
+    s.exec(delete(SeenDelivery).where(col(SeenDelivery.seen_at) < utcnow() - SEEN_DELIVERY_RETENTION))  # type: ignore[attr-defined]

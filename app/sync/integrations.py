@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
+from app.core.policy import Direction, Policy, PrivateEvents
 from app.platform.crypto import SecretBox, new_token
 from app.platform.models import Integration, utcnow
 from app.platform.settings import require_https_unless_loopback
@@ -54,8 +55,8 @@ class IntegrationFields(BaseModel):
     ignore_tags: Tags | None = None
     block_minutes: int | None = Field(None, ge=1, le=240)
     horizon_days: int | None = Field(None, ge=1, le=730)
-    direction: Literal["both", "outlook_to_booking", "booking_to_outlook"] | None = None
-    private_events: Literal["sync_hidden", "skip"] | None = None
+    direction: Direction | None = None
+    private_events: PrivateEvents | None = None
     exclude_subjects: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
     show_pending_as_tentative: bool | None = None
 
@@ -148,3 +149,18 @@ def public_view(integration: Integration) -> dict[str, Any]:
     out["client_secret_set"] = bool(integration.client_secret_enc)
     out["booking_api_key_set"] = bool(integration.booking_api_key_enc)
     return out
+
+
+def policy_of(integration: Integration) -> Policy:
+    """The integration's sync settings as the plain value the pure rules take."""
+    return Policy(
+        integration_id=integration.id,
+        domains=frozenset(integration.domains()),
+        default_user_email=(integration.default_user_email or "").lower() or None,
+        block_minutes=integration.block_minutes,
+        horizon_days=integration.horizon_days,
+        direction=cast(Direction, integration.direction),
+        private_events=cast(PrivateEvents, integration.private_events),
+        exclude_subjects=tuple(integration.exclude_subjects),
+        show_pending_as_tentative=integration.show_pending_as_tentative,
+    )

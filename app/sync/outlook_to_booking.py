@@ -2,42 +2,38 @@
 
 Per meeting (iCalUId) the read-decide-write sequence runs under a lock, so that copies of one meeting arriving at
 once in several workers give one loan. Writes are idempotent (Idempotency-Key from the meeting's identity), and the
-link remembers what was synced, so duplicate hints and the bridge's own writes coming back change nothing.
+link remembers what was synced (`app.sync.state`), so duplicate hints and the bridge's own writes coming back change
+nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-
-from sqlmodel import Session, select
+from typing import Final
 
 from app.adapters.booking.client import BookingConflict
-from app.core.booking_rules import resolve_conflict
+from app.core.actions import CancelLoan, CreateLoan, LoanAction, Nothing, Refusal, Refuse, UpdateLoan
+from app.core.conflict import resolve_conflict
 from app.core.contract import Loan, LoanCreate, LoanItemRef, LoanPatch, Origin
 from app.core.contract import Requester as BookingRequester
-from app.core.decide import CancelLoan, CreateLoan, Journal, Nothing, UpdateLoan, decide_outlook_change
+from app.core.decide import decide_outlook_change
+from app.core.desired import Requester
 from app.core.graph import OutlookEvent
-from app.core.outlook_rules import (
-    DesiredLoan,
-    Gone,
-    Outcome,
-    Refusal,
-    Requester,
-    apply_availability,
-    evaluate,
-    holds_live_copy,
-)
+from app.core.link import LinkState, RoomCopy, Synced
+from app.core.outlook_rules import DesiredLoan, Outcome, apply_availability, evaluate, holds_live_copy, room_left
 from app.core.policy import Policy
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
-from app.platform.models import EventCopy, Integration, Link, Room, utcnow
-from app.sync import journal
+from app.platform.models import Integration, Room
+from app.sync import state
+from app.sync.integrations import policy_of
 from app.sync.rooms import active_rooms
 from app.sync.runtime import Runtime
+from app.sync.state import Note
 
-DIRECTION = "outlook_to_booking"
+DIRECTION: Final = "outlook_to_booking"
 log = get_logger("roombridge.outlook_to_booking")
 
 
@@ -69,7 +65,7 @@ def room_context(rt: Runtime, integration_id: str, room_id: str) -> tuple[Integr
         room = s.get(Room, room_id)
     if integration is None or room is None or not integration.enabled or not room.active:
         return None
-    policy = Policy.of(integration)
+    policy = policy_of(integration)
     if not policy.outlook_to_booking:
         return None
     return integration, policy, room
@@ -86,18 +82,45 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
         return
     # Read as the room's e-mail: the rules need to know whose copy this is.
     event = replace(event, mailbox=room.email)
-    own_live = holds_live_copy(event)
-    if own_live and policy.exclude_subjects and policy.in_tenant(event.organizer_email):
+    if not holds_live_copy(event):
+        _room_left(rt, integration, policy, room, event.ical_uid, event.id, event)
+        return
+    if policy.exclude_subjects and policy.in_tenant(event.organizer_email):
         event = replace(event, subject=_organiser_subject(rt, integration, event))
-    seen = CopySeen(room, event.id, own_live, event.change_key, event.last_modified)
+    copy = RoomCopy(room.id, room.email, event.id, event.change_key)
     with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
-        with session_scope(rt.engine) as s:
-            link = _link(s, integration.id, event.ical_uid)
-            rooms = _active_rooms(s, integration.id)
-            live = _other_live_rooms(s, link, room.id) | ({room.email} if own_live else set())
+        link = state.by_meeting(rt.engine, integration.id, event.ical_uid)
+        rooms = _active_rooms(rt, integration.id)
+        live = (link.rooms_other_than(room.id) if link else set()) | {room.email}
         outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC))
         outcome = _check_availability(rt, integration, outcome, rooms, link)
-        _apply(rt, integration, link, event.ical_uid, outcome, seen)
+        _apply(rt, integration, link, event.ical_uid, outcome, copy, event.last_modified)
+
+
+def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
+    """A room's copy no longer exists: drop that room from the loan, or cancel the loan if it was the last one."""
+    link = state.by_copy(rt.engine, room.id, event_id)
+    if link is None:
+        return
+    _room_left(rt, integration, policy_of(integration), room, link.ical_uid, event_id, None)
+
+
+def _room_left(rt: Runtime, integration: Integration, policy: Policy, room: Room, ical_uid: str, event_id: str,
+               event: OutlookEvent | None) -> None:
+    """`room`'s copy is gone, declined or cancelled: it may remove its own room from the loan, nothing more."""
+    with rt.locks.hold(f"meeting:{integration.id}:{ical_uid}"):
+        link = state.by_meeting(rt.engine, integration.id, ical_uid)
+        outcome: Outcome | None
+        if link is None:
+            if event is None:
+                return
+            # Never linked: the rules say why there is no loan (e.g. every room declined); no slot comes from here.
+            outcome = evaluate(event, policy, (), datetime.now(UTC))
+        else:
+            outcome = room_left(link, room.id, room.email, _active_rooms(rt, integration.id), policy.block_minutes)
+            if outcome is None:
+                return  # not one of the loan's rooms (e.g. the bridge already took it off)
+        _apply(rt, integration, link, ical_uid, outcome, None, None, leaving=room.id)
 
 
 def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEvent) -> str:
@@ -111,143 +134,119 @@ def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEven
     return original.subject if original is not None else event.subject
 
 
-def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
-    """A room's copy no longer exists: drop that room from the loan, or cancel the loan if it was the last one."""
+def _active_rooms(rt: Runtime, integration_id: str) -> dict[str, Room]:
     with session_scope(rt.engine) as s:
-        copy = s.exec(select(EventCopy).where(EventCopy.room_id == room.id, EventCopy.event_id == event_id)).first()
-        link = s.get(Link, copy.link_id) if copy else None
-    if link is None:
-        return
-    seen = CopySeen(room, event_id, live=False)
-    with rt.locks.hold(f"meeting:{integration.id}:{link.ical_uid}"):
-        with session_scope(rt.engine) as s:
-            link = s.get(Link, link.id)
-            others = _other_live_rooms(s, link, room.id) & set(_active_rooms(s, integration.id))
-        if link is None:
-            return
-        outcome: Outcome
-        if not others or not link.synced:
-            outcome = Gone(f"the meeting is gone from {room.email}")
-        else:
-            outcome = DesiredLoan(
-                link.ical_uid,
-                Requester(link.synced["requester_email"], link.synced["requester_name"]),
-                datetime.fromisoformat(link.synced["start"]),
-                datetime.fromisoformat(link.synced["end"]),
-                tuple(sorted(others)),
-            )
-        _apply(rt, integration, link, link.ical_uid, outcome, seen)
+        return {r.email: r for r in active_rooms(s, integration_id) if r.place_id}
 
 
-@dataclass(frozen=True)
-class CopySeen:
-    """What was just learnt of one room's copy of the meeting."""
-
-    room: Room
-    event_id: str
-    live: bool
-    change_key: str | None = None
-    last_modified: datetime | None = None
-
-
-def _other_live_rooms(s: Session, link: Link | None, room_id: str) -> set[str]:
-    """Rooms other than `room_id` whose own calendars were last seen holding a live copy of the linked meeting."""
-    if link is None:
-        return set()
-    rows = s.exec(select(Room.email).join(EventCopy, EventCopy.room_id == Room.id)
-                  .where(EventCopy.link_id == link.id, EventCopy.room_id != room_id)).all()
-    return set(rows)
-
-
-def _link(s: Session, integration_id: str, ical_uid: str) -> Link | None:
-    return s.exec(select(Link).where(Link.integration_id == integration_id, Link.ical_uid == ical_uid)).first()
-
-
-def _active_rooms(s: Session, integration_id: str) -> dict[str, Room]:
-    return {r.email: r for r in active_rooms(s, integration_id) if r.place_id}
-
-
-def _check_availability(
-    rt: Runtime, integration: Integration, outcome: Outcome, rooms: dict[str, Room], link: Link | None
-) -> Outcome:
+def _check_availability(rt: Runtime, integration: Integration, outcome: Outcome, rooms: dict[str, Room],
+                        link: LinkState | None) -> Outcome:
     if not isinstance(outcome, DesiredLoan):
         return outcome
-    updating = link is not None and link.state == "active" and link.loan_id is not None
+    updating = link is not None and link.live_loan is not None
     if updating and link is not None and link.outlook_hash == outcome.fingerprint():
         return outcome  # nothing changed: no need to ask
     place_ids = {rooms[e].place_id: e for e in outcome.rooms}
     answer = rt.booking(integration).availability(
-        list(place_ids), outcome.start, outcome.end, exclude_loan=link.loan_id if updating and link else None
-    )
-    by_room = {email: answer.get(pid, False) for pid, email in place_ids.items()}
+        [p for p in place_ids if p], outcome.start, outcome.end,
+        exclude_loan=link.live_loan if updating and link else None)
+    by_room = {email: answer.get(pid, False) for pid, email in place_ids.items() if pid}
     return apply_availability(outcome, by_room, updating)
 
 
-def _apply(
-    rt: Runtime,
-    integration: Integration,
-    link: Link | None,
-    ical_uid: str,
-    outcome: Outcome,
-    seen: CopySeen,
-) -> None:
-    action = decide_outlook_change(outcome, link)
+def _apply(rt: Runtime, integration: Integration, link: LinkState | None, ical_uid: str, outcome: Outcome,
+           copy: RoomCopy | None, modified_at: datetime | None, leaving: str | None = None) -> None:
+    """Perform the decided action on the booking system, then record it (`copy`: the live copy just seen;
+    `leaving`: the room whose copy is no longer live)."""
+    action: LoanAction = decide_outlook_change(outcome, link)
     booking = rt.booking(integration)
-    with session_scope(rt.engine) as s:
-        rooms = _active_rooms(s, integration.id)
-    loan = None
+    rooms = _active_rooms(rt, integration.id)
+    loan: Loan | None = None
     if isinstance(action, CreateLoan):
         try:
-            loan = booking.create_loan(_loan_create(action.desired, integration, rooms),
-                                       idempotency_key(integration.id, ical_uid))
+            link, loan = _create_loan(rt, integration, link, action.desired, rooms)
         except BookingConflict as e:
             if e.code != "place_unavailable":
                 raise
             # Taken between our availability check and the write: the same refusal as rule 4.
-            action = Journal(Refusal("invalid", "availability", f"not available in the booking system: {e}"))
+            action = Refuse(Refusal("invalid", "availability", f"not available in the booking system: {e}"))
     elif isinstance(action, UpdateLoan):
-        loan = _update_loan(rt, integration, link, action, rooms, seen)
+        assert link is not None
+        loan = _update_loan(rt, integration, link, action, rooms, modified_at)
         if loan is None:
             return
     elif isinstance(action, CancelLoan):
         loan = booking.cancel_loan(action.loan_id, action.reason)
 
-    with session_scope(rt.engine) as s:
-        current = _link(s, integration.id, ical_uid)
-        if isinstance(action, Journal):
-            r = action.refusal
-            journal.record(s, integration.id, DIRECTION, "skip" if r.status == "skipped" else "refuse", r.status,
-                           r.message, ical_uid=ical_uid, rule=r.rule, loan_id=current.loan_id if current else None)
-        elif isinstance(action, Nothing):
-            log.debug("nothing to do", ical_uid=ical_uid, why=action.why)
+    after, note = _outcome_of(integration, link, ical_uid, action, loan)
+    if after is not None:
+        if copy is not None:
+            after = after.with_copy(copy, modified_at)
+        if leaving is not None:
+            after = after.without_copy(leaving)
+    if isinstance(action, Nothing):
+        log.debug("nothing to do", ical_uid=ical_uid, why=action.why)
+    if after == link and note is None:
+        return  # a duplicate hint: nothing learnt, nothing written
+    state.save(rt.engine, integration.id, after, note, ical_uid=ical_uid)
+
+
+def _create_loan(rt: Runtime, integration: Integration, link: LinkState | None, d: DesiredLoan,
+                 rooms: dict[str, Room]) -> tuple[LinkState, Loan]:
+    """Create the meeting's loan, idempotently even across a job killed half-way.
+
+    The create's body is recorded first (`LinkState.creating`). If an earlier attempt recorded a different body (the
+    meeting changed since), that attempt may have created the loan: its exact body is replayed under the same
+    Idempotency-Key (the booking system answers with that loan, or creates it now), then the loan is patched to what
+    the meeting is now. Without this, the new body under the old key is refused for ever (`idempotency_key_reused`).
+    """
+    booking = rt.booking(integration)
+    key = idempotency_key(integration.id, d.ical_uid)
+    wanted = Synced(d.requester.email, d.requester.name, d.start, d.end, d.rooms)
+    earlier = link.pending_create if link is not None else None
+    if earlier is not None and earlier != wanted and all(r in rooms for r in earlier.rooms):
+        replay = DesiredLoan(d.ical_uid, Requester(earlier.requester_email, earlier.requester_name), earlier.start,
+                             earlier.end, earlier.rooms)
+        try:
+            first = booking.create_loan(_loan_create(replay, integration, rooms), key)
+        except BookingConflict as e:
+            if e.code != "place_unavailable":
+                raise
+            # The earlier attempt never created it (its rooms are taken now): the key is still free.
         else:
-            assert loan is not None
-            if current is None:
-                current = Link(integration_id=integration.id, ical_uid=ical_uid, origin="outlook")
-            current.loan_id = loan.id
-            current.booking_version = loan.version
-            current.booking_updated_at = loan.updated_at
-            current.updated_at = utcnow()
-            if isinstance(action, CancelLoan):
-                current.state = "cancelled"
-                verb, message = "cancel", action.reason
-            else:
-                d = action.desired
-                current.state = "active"
-                current.outlook_hash = d.fingerprint()
-                current.synced = {"requester_email": d.requester.email, "requester_name": d.requester.name,
-                                  "start": d.start.isoformat(), "end": d.end.isoformat(), "rooms": list(d.rooms)}
-                verb = "create" if isinstance(action, CreateLoan) else "update"
-                message = f"loan {loan.number}: {', '.join(d.rooms)} {d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC"
-            s.add(current)
-            s.flush()
-            journal.record(s, integration.id, DIRECTION, verb, "ok", message, ical_uid=ical_uid, loan_id=loan.id)
-        if current is not None:
-            _remember_copy(s, current, seen)
+            patch = LoanPatch(requester=BookingRequester(email=d.requester.email, name=d.requester.name),
+                              start=d.start, end=d.end, items=_items(d, rooms))
+            assert link is not None
+            return link, booking.patch_loan(first.id, patch, if_match=first.version)
+    intent = (link or LinkState(ical_uid=d.ical_uid, origin="outlook")).creating(wanted)
+    stored = state.save(rt.engine, integration.id, intent)
+    assert stored is not None
+    return stored, booking.create_loan(_loan_create(d, integration, rooms), key)
 
 
-def _update_loan(rt: Runtime, integration: Integration, link: Link | None, action: UpdateLoan,
-                 rooms: dict[str, Room], seen: CopySeen) -> Loan | None:
+def _outcome_of(integration: Integration, link: LinkState | None, ical_uid: str, action: LoanAction,
+                loan: Loan | None) -> tuple[LinkState | None, Note | None]:
+    """The link after `action` (None: no link to keep) and what the journal says."""
+    if isinstance(action, Refuse):
+        r = action.refusal
+        return link, Note(DIRECTION, "skip" if r.status == "skipped" else "refuse", r.status, r.message, r.rule)
+    if isinstance(action, Nothing):
+        return link, None
+    assert loan is not None
+    current = link or LinkState(ical_uid=ical_uid, origin="outlook")
+    if isinstance(action, CancelLoan):
+        return (current.loan_cancelled(loan.id, loan.version, loan.updated_at),
+                Note(DIRECTION, "cancel", "ok", action.reason))
+    d = action.desired
+    after = current.loan_written(loan.id, loan.version, loan.updated_at, d.fingerprint(),
+                                 Synced(d.requester.email, d.requester.name, d.start, d.end, d.rooms))
+    verb = "create" if isinstance(action, CreateLoan) else "update"
+    message = f"loan {loan.number}: {', '.join(d.rooms)} {d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC"
+    return after, Note(DIRECTION, verb, "ok", message)
+
+
+def _update_loan(rt: Runtime, integration: Integration, link: LinkState, action: UpdateLoan,
+                 rooms: dict[str, Room], modified_at: datetime | None) -> Loan | None:
     """PATCH the loan if the booking system has not changed it since the last sync (If-Match on its version).
 
     If it has, both sides changed: the most recent change wins, a tie goes to the booking system (SPEC §7). Returns
@@ -257,41 +256,25 @@ def _update_loan(rt: Runtime, integration: Integration, link: Link | None, actio
     d = action.desired
     # A booking-born meeting's organiser may be the default user standing in for an outside requester: keep the
     # loan's real requester.
-    requester = None if link is not None and link.origin == "booking" else BookingRequester(
-        email=d.requester.email, name=d.requester.name)
+    requester = None if link.origin == "booking" else BookingRequester(email=d.requester.email, name=d.requester.name)
     patch = LoanPatch(requester=requester, start=d.start, end=d.end,
-                      items=[LoanItemRef(id=rooms[r].place_id) for r in d.rooms])
+                      items=_items(d, rooms))
     try:
-        return booking.patch_loan(action.loan_id, patch, if_match=link.booking_version if link else None)
+        return booking.patch_loan(action.loan_id, patch, if_match=link.booking_version)
     except BookingConflict as e:
         if e.code != "version_mismatch":
             raise
     now_loan = booking.get_loan(action.loan_id)
-    outlook_at = seen.last_modified or datetime.now(UTC)
+    outlook_at = modified_at or datetime.now(UTC)
     winner = resolve_conflict(outlook_at, now_loan.updated_at)
-    with session_scope(rt.engine) as s:
-        journal.record(s, integration.id, DIRECTION, "resolve", "conflict",
-                       f"both sides changed: Outlook at {outlook_at.isoformat()}, booking system at "
-                       f"{now_loan.updated_at.isoformat()}: {winner} wins", ical_uid=d.ical_uid, loan_id=now_loan.id)
+    state.save(rt.engine, integration.id, None,
+               Note(DIRECTION, "resolve", "conflict",
+                    f"both sides changed: Outlook at {outlook_at.isoformat()}, booking system at "
+                    f"{now_loan.updated_at.isoformat()}: {winner} wins"),
+               ical_uid=d.ical_uid, loan_id=now_loan.id)
     if winner == "booking":
         return None
     return booking.patch_loan(action.loan_id, patch)
-
-
-def _remember_copy(s: Session, link: Link, seen: CopySeen) -> None:
-    """Keep one row per room holding a live copy; a copy that declined, was cancelled or vanished loses its row."""
-    s.flush()
-    rows = s.exec(select(EventCopy).where(EventCopy.link_id == link.id, EventCopy.room_id == seen.room.id)).all()
-    if not seen.live:
-        for row in rows:
-            s.delete(row)
-        return
-    row = rows[0] if rows else EventCopy(link_id=link.id, room_id=seen.room.id, event_id=seen.event_id)
-    row.event_id, row.change_key = seen.event_id, seen.change_key
-    link.outlook_change_key = seen.change_key
-    link.outlook_modified_at = seen.last_modified
-    s.add(row)
-    s.add(link)
 
 
 def _loan_create(d: DesiredLoan, integration: Integration, rooms: dict[str, Room]) -> LoanCreate:
@@ -300,7 +283,12 @@ def _loan_create(d: DesiredLoan, integration: Integration, rooms: dict[str, Room
         start=d.start,
         end=d.end,
         store_id=integration.default_store_id,
-        items=[LoanItemRef(id=rooms[r].place_id) for r in d.rooms],
+        items=_items(d, rooms),
         status="new",
         origin=Origin(system="outlook", ref=d.ical_uid),
     )
+
+
+def _items(d: DesiredLoan, rooms: dict[str, Room]) -> list[LoanItemRef]:
+    """The loan's items: the booking system's places of the desired rooms (rooms are imported with a place id)."""
+    return [LoanItemRef(id=place_id) for place_id in (rooms[r].place_id for r in d.rooms) if place_id]

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.adapters.graph.errors import GraphGone
-from app.core.policy import Policy
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room, utcnow
 from app.sync import booking_to_outlook, journal
+from app.sync.integrations import policy_of
 from app.sync.outlook_to_booking import copy_gone, handle_event, room_context, window
 from app.sync.runtime import Runtime
 
@@ -57,11 +57,11 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
         handle_event(rt, integration, policy, room, event)
     for event_id in removed:
         # `@removed` also reports items that merely left the window (SPEC case 15): re-read before believing it.
-        event = rt.graph_call(room.mailbox_id, graph.get_event(room.mailbox_id, event_id))
-        if event is None:
+        found = rt.graph_call(room.mailbox_id, graph.get_event(room.mailbox_id, event_id))
+        if found is None:
             copy_gone(rt, integration, room, event_id)
         else:
-            handle_event(rt, integration, policy, room, event)
+            handle_event(rt, integration, policy, room, found)
 
     with session_scope(rt.engine) as s:
         row = s.get(Room, room_id)
@@ -82,7 +82,7 @@ def reconcile_loans(rt: Runtime, integration_id: str, since: datetime | None = N
     path as a reverse hook, which recovers lost hooks. Returns how many loans were looked at."""
     with session_scope(rt.engine) as s:
         integration = s.get(Integration, integration_id)
-    if integration is None or not integration.enabled or not Policy.of(integration).booking_to_outlook:
+    if integration is None or not integration.enabled or not policy_of(integration).booking_to_outlook:
         return 0
     started = utcnow()
     cursor = since or (integration.loans_synced_at - LOANS_OVERLAP if integration.loans_synced_at else None)

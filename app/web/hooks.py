@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.core.contract import HookType
-from app.core.policy import Policy
 from app.core.signing import DELIVERY_HEADER, SIGNATURE_HEADER, SignatureError, verify
 from app.platform.logging import get_logger
 from app.platform.metrics import HOOKS
 from app.platform.models import Integration, SeenDelivery
+from app.sync.integrations import policy_of
 from app.sync.runtime import current
 from app.web.common import ApiError, error_response, read_body
 from workers import actors
@@ -52,7 +52,7 @@ def _integration(integration_id: str) -> tuple[str, bool] | None:
         integration = s.get(Integration, integration_id)
         if integration is None:
             return None
-        active = integration.enabled and Policy.of(integration).booking_to_outlook
+        active = integration.enabled and policy_of(integration).booking_to_outlook
         return rt.box.decrypt(integration.hook_secret_enc), active
 
 
