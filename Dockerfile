@@ -10,6 +10,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY workers ./workers
+COPY simulators ./simulators
 COPY migrations ./migrations
 RUN python -m venv /opt/roombridge \
  && /opt/roombridge/bin/pip install --upgrade pip \
