@@ -40,7 +40,8 @@ ROOMS = [ImportedRoom("room-a@contoso.com", "Room A", "pl_a"), ImportedRoom("roo
 
 def loan(**changes) -> Loan:
     data = {
-        "id": "ln_1", "number": "PR-1001", "status": "new", "requester": {"email": "Alice@contoso.com", "name": "Alice"},
+        "id": "ln_1", "number": "PR-1001", "status": "new",
+        "requester": {"email": "Alice@contoso.com", "name": "Alice"},
         "start": "2030-03-04T09:00:00+00:00", "end": "2030-03-04T10:00:00+00:00", "store_id": "s",
         "items": [{"kind": "place", "id": "pl_b", "name": "Room B", "place_email": "room-b@contoso.com"},
                {"kind": "asset", "id": "as_1", "name": "Projector"},
@@ -50,24 +51,24 @@ def loan(**changes) -> Loan:
     return Loan.model_validate(data)
 
 
-def desired(l: Loan | None = None, policy: Policy = POLICY) -> DesiredEvent:
-    d = desired_event(l or loan(), policy, ROOMS)
+def desired(ln: Loan | None = None, policy: Policy = POLICY) -> DesiredEvent:
+    d = desired_event(ln or loan(), policy, ROOMS)
     assert isinstance(d, DesiredEvent)
     return d
 
 
-def booking_link(l: Loan | None = None, **changes) -> LinkState:
-    l = l or loan()
-    d = desired(l)
-    link = LinkState(ical_uid="UID-1", loan_id=l.id, origin="booking", status="active",
-                     organizer_email=d.organizer, organizer_event_id="EV-1", booking_version=l.version,
+def booking_link(ln: Loan | None = None, **changes) -> LinkState:
+    ln = ln or loan()
+    d = desired(ln)
+    link = LinkState(ical_uid="UID-1", loan_id=ln.id, origin="booking", status="active",
+                     organizer_email=d.organizer, organizer_event_id="EV-1", booking_version=ln.version,
                      booking_hash=d.fingerprint(), outlook_hash=d.outlook_fingerprint("UID-1", 15),
-                     synced=synced(l, d))
+                     synced=synced(ln, d))
     return replace(link, **changes)
 
 
-def decide(l: Loan, link: LinkState | None, policy: Policy = POLICY):
-    return decide_loan_change(l, link, desired_event(l, policy, ROOMS), policy, NOW)
+def decide(ln: Loan, link: LinkState | None, policy: Policy = POLICY):
+    return decide_loan_change(ln, link, desired_event(ln, policy, ROOMS), policy, NOW)
 
 
 # --- the desired event ----------------------------------------------------------------------------------------
@@ -293,7 +294,8 @@ def room_attendee(email: str, response: str = "accepted") -> Attendee:
 
 def organiser_copy(**changes) -> OutlookEvent:
     data = {"id": "EV-1", "mailbox": "alice@contoso.com", "ical_uid": "UID-1", "subject": "PR-1001 – Alice",
-                "organizer_email": "alice@contoso.com", "organizer_name": "Alice", "start": loan().start, "end": loan().end,
+                "organizer_email": "alice@contoso.com", "organizer_name": "Alice",
+                "start": loan().start, "end": loan().end,
                 "attendees": (room_attendee("room-a@contoso.com"), room_attendee("room-b@contoso.com"))}
     data.update(changes)
     return OutlookEvent(**data)

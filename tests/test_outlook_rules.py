@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from app.core.actions import CancelLoan, CreateLoan, Nothing, Refuse, UpdateLoan
 from app.core.decide import decide_outlook_change
+from app.core.desired import EPOCH
 from app.core.graph import Attendee, OutlookEvent
 from app.core.link import LinkState
-from app.core.desired import EPOCH
 from app.core.outlook_rules import (
     DesiredLoan,
     Gone,
