@@ -74,6 +74,7 @@ class LinkState:
     booking_version: int | None = None
     booking_updated_at: datetime | None = None
     copies: tuple[RoomCopy, ...] = ()
+    updated_at: datetime | None = None  # when the link was last stored (aware UTC)
 
     # --- reading ---------------------------------------------------------------------------------------------------
 
@@ -88,6 +89,11 @@ class LinkState:
     def rooms_other_than(self, room_id: str) -> set[str]:
         """E-mails of the rooms other than `room_id` last seen holding a live copy."""
         return {c.room_email for c in self.copies if c.room_id != room_id}
+
+    def changed_since(self, read_at: datetime) -> bool:
+        """Stored after `read_at`: something the bridge itself wrote (e.g. the event of a moved loan) may be newer
+        than an Outlook read made at `read_at`, so that read must not be believed without reading again."""
+        return self.updated_at is not None and self.updated_at > read_at
 
     def is_own_version(self, version: int) -> bool:
         """A loan at this version was written or read by the bridge already (its own write, or a late hook)."""

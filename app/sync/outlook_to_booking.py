@@ -52,11 +52,12 @@ def process_room_event(rt: Runtime, integration_id: str, room_id: str, event_id:
     if context is None:
         return
     integration, policy, room = context
+    read_at = datetime.now(UTC)
     event = rt.graph_call(room.mailbox_id, rt.graph(integration).get_event(room.mailbox_id, event_id))
     if event is None:
         copy_gone(rt, integration, room, event_id)
         return
-    handle_event(rt, integration, policy, room, event)
+    handle_event(rt, integration, policy, room, event, read_at)
 
 
 def room_context(rt: Runtime, integration_id: str, room_id: str) -> tuple[Integration, Policy, Room] | None:
@@ -71,56 +72,71 @@ def room_context(rt: Runtime, integration_id: str, room_id: str) -> tuple[Integr
     return integration, policy, room
 
 
-def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent) -> None:
-    """One event as read from `room`'s calendar (by a hint or by reconciliation)."""
+def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent,
+                 read_at: datetime) -> None:
+    """One event as read from `room`'s calendar at `read_at` (by a hint or by reconciliation)."""
     if event.type == "seriesMaster":
         # The series itself is never a loan; each occurrence in the window is (SPEC §6, recurring meetings).
         start, end = window(policy, datetime.now(UTC))
         graph = rt.graph(integration)
+        read_at = datetime.now(UTC)
         for occurrence in rt.graph_call(room.mailbox_id, graph.instances(room.mailbox_id, event.id, start, end)):
-            handle_event(rt, integration, policy, room, occurrence)
+            handle_event(rt, integration, policy, room, occurrence, read_at)
         return
-    # Read as the room's e-mail: the rules need to know whose copy this is.
-    event = replace(event, mailbox=room.email)
+    with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
+        link = state.by_meeting(rt.engine, integration.id, event.ical_uid)
+        if link is not None and link.changed_since(read_at):
+            # Read before the bridge's own last write of this meeting (e.g. the booking side moved its event while
+            # this job waited for the lock): believing the old read would write the old state back. Read again.
+            fresh = rt.graph_call(room.mailbox_id, rt.graph(integration).get_event(room.mailbox_id, event.id))
+            if fresh is None:
+                _room_left_locked(rt, integration, policy, room, link, event.ical_uid, None)
+                return
+            event = fresh
+        _handle_locked(rt, integration, policy, room, replace(event, mailbox=room.email), link)
+
+
+def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent,
+                   link: LinkState | None) -> None:
+    """`event` (read as the room's e-mail: the rules need to know whose copy this is) under the meeting's lock."""
     if not holds_live_copy(event):
-        _room_left(rt, integration, policy, room, event.ical_uid, event.id, event)
+        _room_left_locked(rt, integration, policy, room, link, event.ical_uid, event)
         return
     if policy.exclude_subjects and policy.in_tenant(event.organizer_email):
         event = replace(event, subject=_organiser_subject(rt, integration, event))
     copy = RoomCopy(room.id, room.email, event.id, event.change_key)
-    with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
-        link = state.by_meeting(rt.engine, integration.id, event.ical_uid)
-        rooms = _active_rooms(rt, integration.id)
-        live = (link.rooms_other_than(room.id) if link else set()) | {room.email}
-        outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC))
-        outcome = _check_availability(rt, integration, outcome, rooms, link)
-        _apply(rt, integration, link, event.ical_uid, outcome, copy, event.last_modified)
+    rooms = _active_rooms(rt, integration.id)
+    live = (link.rooms_other_than(room.id) if link else set()) | {room.email}
+    outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC))
+    outcome = _check_availability(rt, integration, outcome, rooms, link)
+    _apply(rt, integration, link, event.ical_uid, outcome, copy, event.last_modified)
 
 
 def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
     """A room's copy no longer exists: drop that room from the loan, or cancel the loan if it was the last one."""
-    link = state.by_copy(rt.engine, room.id, event_id)
-    if link is None:
+    found = state.by_copy(rt.engine, room.id, event_id)
+    if found is None:
         return
-    _room_left(rt, integration, policy_of(integration), room, link.ical_uid, event_id, None)
+    with rt.locks.hold(f"meeting:{integration.id}:{found.ical_uid}"):
+        link = state.by_meeting(rt.engine, integration.id, found.ical_uid)
+        _room_left_locked(rt, integration, policy_of(integration), room, link, found.ical_uid, None)
 
 
-def _room_left(rt: Runtime, integration: Integration, policy: Policy, room: Room, ical_uid: str, event_id: str,
-               event: OutlookEvent | None) -> None:
-    """`room`'s copy is gone, declined or cancelled: it may remove its own room from the loan, nothing more."""
-    with rt.locks.hold(f"meeting:{integration.id}:{ical_uid}"):
-        link = state.by_meeting(rt.engine, integration.id, ical_uid)
-        outcome: Outcome | None
-        if link is None:
-            if event is None:
-                return
-            # Never linked: the rules say why there is no loan (e.g. every room declined); no slot comes from here.
-            outcome = evaluate(event, policy, (), datetime.now(UTC))
-        else:
-            outcome = room_left(link, room.id, room.email, _active_rooms(rt, integration.id), policy.block_minutes)
-            if outcome is None:
-                return  # not one of the loan's rooms (e.g. the bridge already took it off)
-        _apply(rt, integration, link, ical_uid, outcome, None, None, leaving=room.id)
+def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, room: Room, link: LinkState | None,
+                      ical_uid: str, event: OutlookEvent | None) -> None:
+    """`room`'s copy is gone, declined or cancelled: it may remove its own room from the loan, nothing more.
+    The caller holds the meeting's lock."""
+    outcome: Outcome | None
+    if link is None:
+        if event is None:
+            return
+        # Never linked: the rules say why there is no loan (e.g. every room declined); no slot comes from here.
+        outcome = evaluate(event, policy, (), datetime.now(UTC))
+    else:
+        outcome = room_left(link, room.id, room.email, _active_rooms(rt, integration.id), policy.block_minutes)
+        if outcome is None:
+            return  # not one of the loan's rooms (e.g. the bridge already took it off)
+    _apply(rt, integration, link, ical_uid, outcome, None, None, leaving=room.id)
 
 
 def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEvent) -> str:

@@ -43,6 +43,7 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
     if full or room.delta_window_start is None or start - room.delta_window_start > WINDOW_ROLL:
         link = None
     graph = rt.graph(integration)
+    read_at = datetime.now(UTC)
     try:
         changed, removed, next_link = rt.graph_call(room.mailbox_id,
                                                     graph.calendar_delta(room.mailbox_id, start, end, link))
@@ -50,18 +51,20 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
         # The token expired: a full sync of the window. Links make it harmless (no duplicate loans, SPEC case 14).
         log.info("delta token expired, full resync", room=room.email)
         link = None
+        read_at = datetime.now(UTC)
         changed, removed, next_link = rt.graph_call(room.mailbox_id, graph.calendar_delta(room.mailbox_id, start, end))
     window_start = room.delta_window_start if link is not None else start
 
     for event in changed:
-        handle_event(rt, integration, policy, room, event)
+        handle_event(rt, integration, policy, room, event, read_at)
     for event_id in removed:
         # `@removed` also reports items that merely left the window (SPEC case 15): re-read before believing it.
+        found_at = datetime.now(UTC)
         found = rt.graph_call(room.mailbox_id, graph.get_event(room.mailbox_id, event_id))
         if found is None:
             copy_gone(rt, integration, room, event_id)
         else:
-            handle_event(rt, integration, policy, room, found)
+            handle_event(rt, integration, policy, room, found, found_at)
 
     with session_scope(rt.engine) as s:
         row = s.get(Room, room_id)

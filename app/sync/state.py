@@ -6,6 +6,7 @@ transaction, so a link, its copies and what the journal says of them always chan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy.engine import Engine
@@ -77,7 +78,13 @@ def _state(s: Session, row: Link) -> LinkState:
         booking_updated_at=row.booking_updated_at,
         copies=tuple(sorted((RoomCopy(c.room_id, email, c.event_id, c.change_key) for c, email in copies),
                             key=lambda c: c.room_email)),
+        updated_at=_aware(row.updated_at),
     )
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive: they were stored as UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
