@@ -77,7 +77,7 @@ def send_event_hint(integration_id: str, room_id: str, event_id: str, change_typ
                            (integration_id, room_id, event_id, change_type))
 
 
-def _send_coalesced(actor: dramatiq.Actor, key: str, args: tuple) -> bool:
+def _send_coalesced(actor: failures.AnyActor, key: str, args: tuple[str, ...]) -> bool:
     """Enqueue `actor(*args)` after the coalescing window, unless a job for `key` is already pending."""
     gate = current().hints
     if not gate.claim(key):
@@ -120,5 +120,5 @@ def dispatch(followups: list[FollowUp]) -> None:
             ensure_subscription.send(f.room_id)
 
 
-ALL = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle, reconcile_room, renew_subscription,
-       process_loan, reconcile_loans]
+ALL: list[failures.AnyActor] = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle,
+                                reconcile_room, renew_subscription, process_loan, reconcile_loans]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Middleware
@@ -24,15 +25,15 @@ MAINTENANCE_CHANCE = 10_000  # per million broker calls: 1 %
 class RequestId(Middleware):
     """Carry the request id from the webhook that enqueued a job into the logs of the worker that runs it."""
 
-    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int) -> None:
         rid = request_id_var.get()
         if rid and "request_id" not in message.options:
             message.options["request_id"] = rid
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         request_id_var.set(message.options.get("request_id"))
 
-    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None,
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None,
                               exception: BaseException | None = None) -> None:
         request_id_var.set(None)
 
@@ -44,7 +45,8 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     middleware = broker_middleware(retry_limit=settings.retry_limit, wait_limit_s=settings.wait_limit_s)
     broker: dramatiq.Broker
     if settings.redis_url:
-        broker = RedisBroker(url=settings.redis_url, heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+        # dramatiq's RedisBroker.__init__ has no annotations (the rest of dramatiq is typed).
+        broker = RedisBroker(url=settings.redis_url, heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,  # type: ignore[no-untyped-call]
                              maintenance_chance=MAINTENANCE_CHANCE, namespace=settings.redis_namespace,
                              middleware=middleware)
     else:

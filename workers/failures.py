@@ -21,9 +21,10 @@ from __future__ import annotations
 import inspect
 import re
 import time
-from typing import Any
+from typing import Any, TypeAlias
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.common import compute_backoff
 from dramatiq.middleware import Middleware, Retries
 from dramatiq.middleware import default_middleware as dramatiq_middleware
@@ -40,6 +41,8 @@ from app.sync import journal
 from app.sync.runtime import current
 
 log = get_logger("roombridge.jobs")
+
+AnyActor: TypeAlias = dramatiq.Actor[..., Any]  # the policy serves every actor, whatever its parameters and result
 
 RETRY_LIMIT = 10  # defaults of the settings `retry_limit` and `wait_limit_s` (the real values come from make_broker)
 WAIT_LIMIT_S = 6 * 3600
@@ -93,7 +96,7 @@ class FailurePolicy(Middleware):
         return {"journal_by", "journal_direction", "retry_limit", "wait_limit_s", "min_backoff", "max_backoff",
                 "throws"}
 
-    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None,
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None,
                               exception: BaseException | None = None) -> None:
         if exception is None:
             return
@@ -124,7 +127,7 @@ class FailurePolicy(Middleware):
                 self._journal(actor, message, "wait", f"{exception}; the change waits and is retried")
             log.info("job waits", job=actor.actor_name, delay_ms=delay, waits=options["waits"],
                      reason=describe(exception))
-            broker.enqueue(message, delay=delay)
+            _enqueue_again(broker, message, delay)
             return
 
         failures = options.get("retries", 0)
@@ -136,11 +139,11 @@ class FailurePolicy(Middleware):
                                      max_backoff=option("max_backoff", self.max_backoff_ms))
         log.info("job retried", job=actor.actor_name, attempt=failures + 1, delay_ms=backoff,
                  error=describe(exception))
-        broker.enqueue(message, delay=backoff)
+        _enqueue_again(broker, message, backoff)
 
     # --- the journal ------------------------------------------------------------------------------------------------
 
-    def _give_up(self, actor: dramatiq.Actor, message: dramatiq.Message, exc: BaseException, why: str) -> None:
+    def _give_up(self, actor: AnyActor, message: MessageProxy, exc: BaseException, why: str) -> None:
         runs = message.options.get("retries", 0) + message.options.get("waits", 0)
         text = (f"job {actor.actor_name} gave up ({why}): {runs} run(s), {message.options.get('retries', 0)} "
                 f"failed, {message.options.get('waits', 0)} waited; last error: {describe(exc)}")
@@ -148,7 +151,7 @@ class FailurePolicy(Middleware):
         self._journal(actor, message, GAVE_UP, text)
         message.fail()
 
-    def _journal(self, actor: dramatiq.Actor, message: dramatiq.Message, action: str, text: str) -> None:
+    def _journal(self, actor: AnyActor, message: MessageProxy, action: str, text: str) -> None:
         args = _arguments(actor, message)
         direction = actor.options.get("journal_direction", actor.actor_name)
         try:
@@ -167,11 +170,18 @@ class FailurePolicy(Middleware):
                       error=describe(e))
 
 
-def _arguments(actor: dramatiq.Actor, message: dramatiq.Message) -> dict[str, Any]:
+def _arguments(actor: AnyActor, message: MessageProxy) -> dict[str, Any]:
     try:
         return dict(inspect.signature(actor.fn).bind_partial(*message.args, **message.kwargs).arguments)
     except TypeError:
         return {}
+
+
+def _enqueue_again(broker: dramatiq.Broker, message: MessageProxy, delay: int) -> None:
+    """Send the message being processed back to its queue after `delay` ms, options (retries, waits) included."""
+    # dramatiq annotates Broker.enqueue with Message only, yet its own Retries middleware enqueues the MessageProxy
+    # it is handed, as here: the proxy forwards every Message attribute to the message it wraps.
+    broker.enqueue(message, delay=delay)  # type: ignore[arg-type]
 
 
 def _integration_of(session: Session, journal_by: str | None, args: dict[str, Any]) -> str | None:
@@ -181,8 +191,13 @@ def _integration_of(session: Session, journal_by: str | None, args: dict[str, An
         return None
     if journal_by == "integration_id":
         return value
-    model = {"room_id": Room, "subscription_id": Subscription}.get(journal_by)
-    row = session.get(model, value) if model is not None else None
+    row: Room | Subscription | None
+    if journal_by == "room_id":
+        row = session.get(Room, value)
+    elif journal_by == "subscription_id":
+        row = session.get(Subscription, value)
+    else:
+        return None
     return row.integration_id if row is not None else None
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, col, select
 
 from app.platform import leases
@@ -104,7 +105,7 @@ def tick(rt: Runtime, memo: Memo, now: datetime | None = None) -> dict[str, int]
     now = now or utcnow()
     with Session(rt.engine) as s:
         due = due_work(s, now)
-    plan = [
+    plan: list[tuple[str, list[str], Callable[[str], object]]] = [
         ("import", memo.fresh(due.imports, "import", timedelta(hours=1), now), actors.import_rooms.send),
         ("renew", memo.fresh(due.renewals, "renew", RENEW_CHECK_EVERY, now), actors.renew_subscription.send),
         ("subscribe", memo.fresh(due.subscribe, "subscribe", SUBSCRIBE_RETRY, now)

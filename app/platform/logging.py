@@ -10,6 +10,7 @@ import sys
 from contextvars import ContextVar
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -17,14 +18,14 @@ _REDACTED_KEYS = {"client_secret", "booking_api_key", "hook_secret", "access_tok
                   "clientState", "client_state", "secret", "password", "api_key"}
 
 
-def _add_request_id(_logger: object, _name: str, event: dict) -> dict:
+def _add_request_id(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     rid = request_id_var.get()
     if rid and "request_id" not in event:
         event["request_id"] = rid
     return event
 
 
-def _redact(_logger: object, _name: str, event: dict) -> dict:
+def _redact(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     for key in list(event):
         if key in _REDACTED_KEYS or key.lower() in _REDACTED_KEYS:
             event[key] = "[redacted]"
@@ -32,7 +33,7 @@ def _redact(_logger: object, _name: str, event: dict) -> dict:
 
 
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
         structlog.stdlib.add_log_level,
@@ -41,8 +42,10 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         _redact,
     ]
     if log_format == "json":
-        renderer: structlog.types.Processor = structlog.processors.JSONRenderer()
-        exc = [structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))]
+        renderer: Processor = structlog.processors.JSONRenderer()
+        exc: list[Processor] = [
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+        ]
     else:
         renderer = structlog.dev.ConsoleRenderer(
             exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)

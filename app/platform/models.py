@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, Column, Text, UniqueConstraint, false
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 # Stable constraint names, so that migrations can refer to them on every dialect.
 SQLModel.metadata.naming_convention = {
@@ -17,6 +17,10 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The states a subscription row can be in (the column stays a plain string; see Subscription.status).
+SubscriptionStatus = Literal["active", "removed"]
 
 
 def utcnow() -> datetime:
@@ -94,7 +98,8 @@ class Subscription(SQLModel, table=True):
     room_id: str = Field(foreign_key="room.id", index=True, ondelete="CASCADE", max_length=36)
     client_state_digest: str = Field(max_length=64)  # sha-256 hex; the clientState itself is not kept
     resource: str = Field(max_length=300)
-    status: str = Field(default="active", max_length=16)  # active | removed
+    # Typed for the code that compares it; `sa_type` keeps the column the VARCHAR(16) it was (no migration).
+    status: SubscriptionStatus = Field(default="active", max_length=16, sa_type=AutoString(length=16))
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
     renewed_at: datetime | None = None

@@ -39,7 +39,8 @@ class MailboxSlots:
         if self._limit == 0:
             yield
             return
-        limiter = ConcurrentRateLimiter(self._backend, self._prefix + mailbox.lower(),
+        # dramatiq's ConcurrentRateLimiter.__init__ has no annotations (the rest of dramatiq is typed).
+        limiter = ConcurrentRateLimiter(self._backend, self._prefix + mailbox.lower(),  # type: ignore[no-untyped-call]
                                         limit=self._limit, ttl=SLOT_TTL_MS)
         deadline = time.monotonic() + SLOT_WAIT_S
         while True:

@@ -6,10 +6,11 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement
+from sqlmodel import Session, SQLModel, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -83,7 +84,7 @@ def _get(s: Session, integration_id: str) -> Integration:
 async def list_integrations(request: Request) -> Response:
     def work() -> list[dict[str, Any]]:
         with Session(current().engine) as s:
-            return [public_view(i) for i in s.exec(select(Integration).order_by(Integration.created_at)).all()]
+            return [public_view(i) for i in s.exec(select(Integration).order_by(col(Integration.created_at))).all()]
 
     return JSONResponse({"items": await run_in_threadpool(work)})
 
@@ -222,7 +223,23 @@ async def integration_status(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(work))
 
 
-def _listing(model: type, order: Any, render: Callable[[Any], dict[str, Any]]) -> Handler:
+class _PerIntegration(Protocol):
+    """A table the admin API lists per integration."""
+
+    __tablename__: ClassVar[str]
+    integration_id: str
+
+
+Row = TypeVar("Row", bound=_PerIntegration)
+
+
+def _listing(model: type[Row], order: ColumnElement[Any], render: Callable[[Row], dict[str, Any]], *,
+             status_column: str | None = None) -> Handler:
+    """GET handler for the rows of `model` of one integration, `?limit=` (and `?status=` given `status_column`).
+
+    Columns are passed the SQLModel way (`Subscription.status`, typed as its value) and used through `col()`.
+    """
+
     @admin
     async def handler(request: Request) -> Response:
         try:
@@ -234,9 +251,9 @@ def _listing(model: type, order: Any, render: Callable[[Any], dict[str, Any]]) -
         def work() -> list[dict[str, Any]]:
             with Session(current().engine) as s:
                 _get(s, request.path_params["id"])
-                q = select(model).where(model.integration_id == request.path_params["id"])
-                if status is not None and hasattr(model, "status"):
-                    q = q.where(model.status == status)
+                q = select(model).where(col(model.integration_id) == request.path_params["id"])
+                if status is not None and status_column is not None:
+                    q = q.where(col(status_column) == status)
                 return [render(r) for r in s.exec(q.order_by(order).limit(limit)).all()]
 
         return JSONResponse({"items": await run_in_threadpool(work)})
@@ -245,8 +262,8 @@ def _listing(model: type, order: Any, render: Callable[[Any], dict[str, Any]]) -
     return handler
 
 
-def _plain(row: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    return json.loads(row.model_dump_json(exclude=set(exclude)))
+def _plain(row: SQLModel, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    return row.model_dump(mode="json", exclude=set(exclude))
 
 
 routes = [
@@ -260,11 +277,13 @@ routes = [
     Route("/api/integrations/{id}/status", integration_status, methods=["GET"]),
     Route("/api/integrations/{id}/reconcile", reconcile, methods=["POST"]),
     Route("/api/integrations/{id}/backfill", backfill, methods=["POST"]),
-    Route("/api/integrations/{id}/rooms", _listing(Room, Room.email, _plain), methods=["GET"]),
+    Route("/api/integrations/{id}/rooms", _listing(Room, col(Room.email).asc(), _plain), methods=["GET"]),
     Route("/api/integrations/{id}/subscriptions",
-          _listing(Subscription, Subscription.created_at, lambda r: _plain(r, ("client_state_digest",))),
+          _listing(Subscription, col(Subscription.created_at).asc(), lambda r: _plain(r, ("client_state_digest",)),
+                   status_column=Subscription.status),
           methods=["GET"]),
     Route("/api/integrations/{id}/links", _listing(Link, col(Link.updated_at).desc(), _plain), methods=["GET"]),
-    Route("/api/integrations/{id}/journal", _listing(JournalEntry, col(JournalEntry.at).desc(), _plain),
+    Route("/api/integrations/{id}/journal", _listing(JournalEntry, col(JournalEntry.at).desc(), _plain,
+                                                            status_column=JournalEntry.status),
           methods=["GET"]),
 ]

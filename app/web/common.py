@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -27,7 +28,7 @@ class ApiError(HTTPException):
         self.extra = extra
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
                    **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 

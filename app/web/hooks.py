@@ -11,7 +11,7 @@ import re
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, delete
+from sqlmodel import Session, col, delete
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -71,7 +71,7 @@ def _first_delivery(integration_id: str, delivery_id: str) -> bool:
 def _forget_delivery(delivery_id: str) -> None:
     """The job could not be enqueued: let the booking system's retry of this delivery through."""
     with Session(current().engine) as s:
-        s.exec(delete(SeenDelivery).where(SeenDelivery.delivery_id == delivery_id))  # type: ignore[call-overload, arg-type]
+        s.exec(delete(SeenDelivery).where(col(SeenDelivery.delivery_id) == delivery_id))
         s.commit()
 
 

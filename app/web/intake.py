@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -52,8 +52,8 @@ def accepted_items(session: Session, items: list[ChangeNotification]) -> list[tu
         return []
     rows = session.exec(
         select(Subscription, Integration.enabled)
-        .join(Integration, Integration.id == Subscription.integration_id)
-        .where(Subscription.id.in_(ids))  # type: ignore[attr-defined]
+        .join(Integration, col(Integration.id) == col(Subscription.integration_id))
+        .where(col(Subscription.id).in_(ids))
     ).all()
     subs = {sub.id: sub for sub, enabled in rows if enabled and sub.status == "active"}
     out = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -18,7 +19,6 @@ from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
-from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.attendee import Attendee as SdkAttendee
 from msgraph.generated.models.attendee_type import AttendeeType
 from msgraph.generated.models.body_type import BodyType
@@ -34,6 +34,8 @@ from msgraph.generated.models.subscription import Subscription as SdkSubscriptio
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
 from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
 from msgraph.generated.users.item.events.item.instances.instances_request_builder import InstancesRequestBuilder
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from app.adapters.graph.errors import (
@@ -54,6 +56,7 @@ UTC_TIMES = 'outlook.timezone="UTC"'
 DEFAULT_RETRY_AFTER_S = 5.0
 
 T = TypeVar("T")
+Q = TypeVar("Q")  # the query parameters of one request builder
 
 
 def _enum(value: Any, default: str = "") -> str:
@@ -62,8 +65,8 @@ def _enum(value: Any, default: str = "") -> str:
     return str(getattr(value, "value", value))
 
 
-def _config(*prefer: str) -> RequestConfiguration:
-    config: RequestConfiguration = RequestConfiguration()
+def _config(*prefer: str, query: Q | None = None) -> RequestConfiguration[Q]:
+    config: RequestConfiguration[Q] = RequestConfiguration(query_parameters=query)
     for p in prefer:
         config.headers.add("Prefer", p)
     return config
@@ -212,10 +215,9 @@ class GraphGateway:
     async def find_event_by_ical_uid(self, mailbox: str, ical_uid: str) -> OutlookEvent | None:
         """The copy of a meeting (occurrence) in `mailbox`, found by its iCalUId."""
         builder = self._client.users.by_user_id(mailbox).events
-        config = _config(IMMUTABLE_IDS, UTC_TIMES)
         escaped = ical_uid.replace("'", "''")
-        config.query_parameters = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
-            filter=f"iCalUId eq '{escaped}'", top=1)
+        config = _config(IMMUTABLE_IDS, UTC_TIMES, query=EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+            filter=f"iCalUId eq '{escaped}'", top=1))
         page = await self._call("find event", lambda: builder.get(config))
         found = (page.value or []) if page is not None else []
         return to_outlook_event(found[0], mailbox) if found else None
@@ -223,9 +225,9 @@ class GraphGateway:
     async def instances(self, mailbox: str, master_id: str, start: datetime, end: datetime) -> list[OutlookEvent]:
         """The occurrences and exceptions of a series in [start, end)."""
         builder = self._client.users.by_user_id(mailbox).events.by_event_id(master_id).instances
-        config = _config(IMMUTABLE_IDS, UTC_TIMES)
-        config.query_parameters = InstancesRequestBuilder.InstancesRequestBuilderGetQueryParameters(
+        query = InstancesRequestBuilder.InstancesRequestBuilderGetQueryParameters(
             start_date_time=_iso(start), end_date_time=_iso(end))
+        config = _config(IMMUTABLE_IDS, UTC_TIMES, query=query)
         out: list[OutlookEvent] = []
         page = await self._call("list occurrences", lambda: builder.get(config))
         while page is not None:
@@ -233,8 +235,8 @@ class GraphGateway:
             next_link = page.odata_next_link
             if not next_link:
                 break
-            page = await self._call("list occurrences", lambda link=next_link: builder.with_url(link).get(
-                _config(IMMUTABLE_IDS, UTC_TIMES)))
+            page = await self._call("list occurrences", partial(builder.with_url(next_link).get,
+                                                                _config(IMMUTABLE_IDS, UTC_TIMES)))
         return out
 
     async def calendar_delta(
@@ -251,21 +253,22 @@ class GraphGateway:
             page = await self._call("calendar delta", lambda: builder.with_url(delta_link).get(
                 _config(IMMUTABLE_IDS, UTC_TIMES)))
         else:
-            config = _config(IMMUTABLE_IDS, UTC_TIMES, "odata.maxpagesize=100")
-            config.query_parameters = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
-                start_date_time=_iso(start), end_date_time=_iso(end))
+            config = _config(IMMUTABLE_IDS, UTC_TIMES, "odata.maxpagesize=100",
+                             query=DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                                 start_date_time=_iso(start), end_date_time=_iso(end)))
             page = await self._call("calendar delta", lambda: builder.get(config))
         while page is not None:
             for ev in page.value or []:
                 if "@removed" in (ev.additional_data or {}):
-                    removed.append(ev.id)
+                    if ev.id:  # a removal always names the event; one that does not cannot be acted on
+                        removed.append(ev.id)
                 else:
                     changed.append(to_outlook_event(ev, mailbox))
             next_link = getattr(page, "odata_next_link", None)
             if not next_link:
                 return changed, removed, getattr(page, "odata_delta_link", None)
-            page = await self._call("calendar delta", lambda link=next_link: builder.with_url(link).get(
-                _config(IMMUTABLE_IDS, UTC_TIMES)))
+            page = await self._call("calendar delta", partial(builder.with_url(next_link).get,
+                                                              _config(IMMUTABLE_IDS, UTC_TIMES)))
         return changed, removed, None
 
     # --- subscriptions ---------------------------------------------------------------------------------------------
