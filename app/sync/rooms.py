@@ -71,7 +71,7 @@ def booking_options(settings: dict[str, Any] | None) -> tuple[WorkingHours | Non
     named = hours_zone is not None or not settings.get("working_time_zone")
     if not (days and isinstance(start, time) and isinstance(end, time) and named and time_zone):
         return None, time_zone
-    return WorkingHours(days=days, start=start, end=end), time_zone  # type: ignore[arg-type]
+    return WorkingHours(days=days, start=start, end=end), time_zone
 
 
 def _address(room: GraphRoom) -> str | None:

@@ -46,7 +46,7 @@ class Runtime:
         ns = settings.redis_namespace
         self.locks: LocalLocks | RedisLocks = RedisLocks(self.redis, f"{ns}:lock:") if self.redis else LocalLocks()
         self.hints = HintGate(self.redis, settings.hint_coalesce_ms, f"{ns}:hint:")
-        self.slots = MailboxSlots(RedisBackend(client=self.redis) if self.redis else StubBackend(),
+        self.slots = MailboxSlots(RedisBackend(client=self.redis) if self.redis else StubBackend(),  # type: ignore[no-untyped-call]  # dramatiq: unannotated
                                   settings.graph_mailbox_concurrency, prefix=f"{ns}:graph-mailbox:")
         self._guard = threading.Lock()
         self._loop: EventLoopThread | None = None
@@ -125,7 +125,7 @@ class Runtime:
         self._retired_graph.clear()
         self._retired_booking.clear()
         if self._loop is not None:
-            self._loop.stop()
+            self._loop.stop()  # type: ignore[no-untyped-call]  # dramatiq: unannotated
             self._loop = None
         if self.redis is not None:
             self.redis.close()

@@ -61,8 +61,9 @@ def _story(sandbox: Sandbox, bridge) -> None:
     assert loan.origin is not None and loan.origin.system == "outlook" and loan.origin.ref == meeting["iCalUId"]
 
     # The bridge knows the link, and the journal says what happened.
-    links = wait_for(lambda: bridge.api("GET", f"/api/integrations/{integration['id']}/links").json()["items"],
-                     WAIT, "the link")
+    # (the link is stored just before the loan's create, with the create's body: its loan id follows at once)
+    links = wait_for(lambda: [item for item in bridge.api("GET", f"/api/integrations/{integration['id']}/links")
+                              .json()["items"] if item["loan_id"]], WAIT, "the link")
     assert [(link["ical_uid"], link["loan_id"]) for link in links] == [(meeting["iCalUId"], loan.id)]
     journal = bridge.api("GET", f"/api/integrations/{integration['id']}/journal").json()["items"]
     assert any(e["action"] == "create" and e["status"] == "ok" and e["loan_id"] == loan.id for e in journal)
