@@ -9,7 +9,6 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
-COPY workers ./workers
 COPY simulators ./simulators
 COPY migrations ./migrations
 RUN python -m venv /opt/roombridge \

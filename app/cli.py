@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from app.platform.logging import get_logger
     from app.sync import runtime
-    from workers.broker import bind, make_broker, start_worker
+    from app.workers.broker import bind, make_broker, start_worker
 
     settings = _settings()
     _logging(settings)
@@ -71,8 +71,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from app.sync import runtime
-    from workers.broker import bind, make_broker
-    from workers.scheduler import LEASE_TTL, Scheduler
+    from app.workers.broker import bind, make_broker
+    from app.workers.scheduler import LEASE_TTL, Scheduler
 
     settings = _settings()
     _logging(settings)

@@ -1,4 +1,4 @@
-"""The failure policy of jobs (workers/failures.py), run by a real worker on the in-process broker (SQLite) and on
+"""The failure policy of jobs (app/workers/failures.py), run by a real worker on the in-process broker (SQLite) and on
 Redis (PostgreSQL): bounded retries that end in the journal, waits that don't use the retry budget but are bounded in
 time, errors no retry can fix journaled once under the integration of jobs keyed by a room or a subscription."""
 
@@ -23,10 +23,10 @@ from app.platform.models import Integration, JournalEntry, Room, Subscription
 from app.platform.throttle import MailboxBusy
 from app.sync import reconcile, runtime, subscriptions
 from app.sync.runtime import Runtime
+from app.workers import actors, failures
+from app.workers.broker import bind, make_broker, start_worker
 from tests.conftest import make_settings
 from tests.helpers import seed_subscription
-from workers import actors, failures
-from workers.broker import bind, make_broker, start_worker
 
 FAST = dict(min_backoff=10, max_backoff=50)  # real failures retried within milliseconds in these tests
 

@@ -23,13 +23,13 @@ from app.sync import rooms, subscriptions
 from app.sync.integrations import IntegrationCreate, new_integration
 from app.sync.runtime import Runtime
 from app.web.app import create_app
+from app.workers import actors
 from simulators import sandbox as sandbox_module
 from simulators.sandbox import ROOMS, Sandbox
 from simulators.server import ServerThread, free_port
 from tests.conftest import make_settings
 from tests.helpers import queued
 from tests.simulators.graph_helpers import shared_ca
-from workers import actors
 
 JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
 
@@ -56,7 +56,7 @@ class Live:
 
     def run(self, actor: str) -> int:
         """Run the waiting jobs of `actor` here (as a worker would), then drop them; returns how many ran."""
-        from workers import actors
+        from app.workers import actors
 
         fn = getattr(actors, actor).fn
         jobs = self.messages(actor)

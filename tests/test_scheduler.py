@@ -20,9 +20,9 @@ from app.platform.db import make_engine
 from app.platform.migrate import upgrade
 from app.platform.models import Integration, Room, Subscription, utcnow
 from app.sync.runtime import Runtime
+from app.workers.scheduler import LEASE_NAME, Memo, Scheduler, due_work, older_than
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY, make_settings
 from tests.helpers import seed_subscription
-from workers.scheduler import LEASE_NAME, Memo, Scheduler, due_work, older_than
 
 TTL = timedelta(seconds=30)
 

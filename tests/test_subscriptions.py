@@ -27,11 +27,11 @@ from app.sync.subscriptions import (
     renewal_due,
     same_resource,
 )
+from app.workers import actors
+from app.workers.scheduler import Memo, due_work, tick
 from simulators.graph.errors import GraphError as SimGraphError
 from tests.conftest import ADMIN_TOKEN
 from tests.test_rooms_import import JUPITER, SATURNE, Live, live_fixture, stack_urls_fixture  # noqa: F401  (fixtures)
-from workers import actors
-from workers.scheduler import Memo, due_work, tick
 
 NOW = utcnow()
 

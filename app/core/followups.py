@@ -1,6 +1,6 @@
 """Follow-up work a sync step asks for, as plain values: the domain returns them, the workers enqueue them.
 
-This keeps the flows free of the queue (no flow imports `workers`): e.g. a subscription replaced after a gap returns
+This keeps the flows free of the queue (no flow imports `app.workers`): e.g. a subscription replaced after a gap returns
 `ReconcileRoom`, and the actor that ran it sends the reconcile job.
 """
 

@@ -23,8 +23,8 @@ from app.sync.integrations import IntegrationCreate, IntegrationFields, apply_fi
 from app.sync.rooms import active_rooms
 from app.sync.runtime import current
 from app.web.common import ApiError, read_body
-from workers import actors
-from workers.scheduler import lease_status
+from app.workers import actors
+from app.workers.scheduler import lease_status
 
 Handler = Callable[[Request], Awaitable[Response]]
 M = TypeVar("M", bound=BaseModel)

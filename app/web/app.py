@@ -18,8 +18,8 @@ from app.sync import runtime as runtime_mod
 from app.sync.runtime import Runtime
 from app.web import admin, hooks, intake, ops
 from app.web.common import RequestIdMiddleware, error_response, handle_http_exception
-from workers.broker import bind, make_broker, start_worker
-from workers.scheduler import Scheduler
+from app.workers.broker import bind, make_broker, start_worker
+from app.workers.scheduler import Scheduler
 
 log = get_logger("roombridge.web")
 

@@ -24,7 +24,7 @@ from app.platform.models import Integration, SeenDelivery
 from app.sync.integrations import policy_of
 from app.sync.runtime import current
 from app.web.common import ApiError, error_response, read_body
-from workers import actors
+from app.workers import actors
 
 log = get_logger("roombridge.hooks")
 

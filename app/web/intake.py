@@ -21,7 +21,7 @@ from app.platform.metrics import NOTIFICATIONS
 from app.platform.models import Integration, Subscription
 from app.sync.runtime import current
 from app.web.common import ApiError, error_response, read_body
-from workers import actors
+from app.workers import actors
 
 log = get_logger("roombridge.intake")
 

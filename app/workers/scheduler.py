@@ -26,7 +26,7 @@ from app.platform.logging import get_logger
 from app.platform.models import Integration, Room, Subscription, utcnow
 from app.sync.runtime import Runtime
 from app.sync.subscriptions import renewal_due
-from workers import actors
+from app.workers import actors
 
 LEASE_NAME = "scheduler"
 LEASE_TTL = timedelta(seconds=30)

@@ -15,8 +15,8 @@ from dramatiq.middleware import CurrentMessage, Middleware
 
 from app.platform.logging import request_id_var
 from app.platform.settings import Settings
-from workers import actors
-from workers.failures import broker_middleware
+from app.workers import actors
+from app.workers.failures import broker_middleware
 
 # A killed worker's messages come back after this (dramatiq's default is 60 s and a rare maintenance pass).
 HEARTBEAT_TIMEOUT_MS = 30_000

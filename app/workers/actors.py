@@ -18,12 +18,12 @@ from app.platform import hints
 from app.platform.logging import get_logger
 from app.sync import booking_to_outlook, outlook_to_booking, reconcile, rooms, subscriptions
 from app.sync.runtime import current
-from workers import failures
+from app.workers import failures
 
 log = get_logger("roombridge.jobs")
 
 # Actors are declared at import on a placeholder broker, so that importing them never connects anywhere;
-# `workers.broker.bind` moves them to the real one. It has the failure policy, whose actor options they use.
+# `app.workers.broker.bind` moves them to the real one. It has the failure policy, whose actor options they use.
 if dramatiq.broker.global_broker is None:
     dramatiq.set_broker(StubBroker(middleware=failures.broker_middleware()))
 
