@@ -84,7 +84,7 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
             handle_event(rt, integration, policy, room, occurrence, read_at)
         return
     with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
-        link = state.by_meeting(rt.engine, integration.id, event.ical_uid)
+        link = _recover_create(rt, integration, state.by_meeting(rt.engine, integration.id, event.ical_uid))
         if link is not None and link.changed_since(read_at):
             # Read before the bridge's own last write of this meeting (e.g. the booking side moved its event while
             # this job waited for the lock): believing the old read would write the old state back. Read again.
@@ -118,7 +118,7 @@ def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) 
     if found is None:
         return
     with rt.locks.hold(f"meeting:{integration.id}:{found.ical_uid}"):
-        link = state.by_meeting(rt.engine, integration.id, found.ical_uid)
+        link = _recover_create(rt, integration, state.by_meeting(rt.engine, integration.id, found.ical_uid))
         _room_left_locked(rt, integration, policy_of(integration), room, link, found.ical_uid, None)
 
 
@@ -180,7 +180,7 @@ def _apply(rt: Runtime, integration: Integration, link: LinkState | None, ical_u
     loan: Loan | None = None
     if isinstance(action, CreateLoan):
         try:
-            link, loan = _create_loan(rt, integration, link, action.desired, rooms)
+            link, loan = _create_loan(rt, integration, link, action.desired, rooms, copy)
         except BookingConflict as e:
             if e.code != "place_unavailable":
                 raise
@@ -208,36 +208,47 @@ def _apply(rt: Runtime, integration: Integration, link: LinkState | None, ical_u
 
 
 def _create_loan(rt: Runtime, integration: Integration, link: LinkState | None, d: DesiredLoan,
-                 rooms: dict[str, Room]) -> tuple[LinkState, Loan]:
-    """Create the meeting's loan, idempotently even across a job killed half-way.
-
-    The create's body is recorded first (`LinkState.creating`). If an earlier attempt recorded a different body (the
-    meeting changed since), that attempt may have created the loan: its exact body is replayed under the same
-    Idempotency-Key (the booking system answers with that loan, or creates it now), then the loan is patched to what
-    the meeting is now. Without this, the new body under the old key is refused for ever (`idempotency_key_reused`).
-    """
-    booking = rt.booking(integration)
-    key = idempotency_key(integration.id, d.ical_uid)
+                 rooms: dict[str, Room], copy: RoomCopy | None) -> tuple[LinkState, Loan]:
+    """Create the meeting's loan under its Idempotency-Key. The create's body and the copy that asked for it are
+    recorded first (`LinkState.creating`), so that a job killed after the booking system created the loan finds it
+    again (`_recover_create`)."""
     wanted = Synced(d.requester.email, d.requester.name, d.start, d.end, d.rooms)
-    earlier = link.pending_create if link is not None else None
-    if earlier is not None and earlier != wanted and all(r in rooms for r in earlier.rooms):
-        replay = DesiredLoan(d.ical_uid, Requester(earlier.requester_email, earlier.requester_name), earlier.start,
-                             earlier.end, earlier.rooms)
-        try:
-            first = booking.create_loan(_loan_create(replay, integration, rooms), key)
-        except BookingConflict as e:
-            if e.code != "place_unavailable":
-                raise
-            # The earlier attempt never created it (its rooms are taken now): the key is still free.
-        else:
-            patch = LoanPatch(requester=BookingRequester(email=d.requester.email, name=d.requester.name),
-                              start=d.start, end=d.end, items=_items(d, rooms))
-            assert link is not None
-            return link, booking.patch_loan(first.id, patch, if_match=first.version)
     intent = (link or LinkState(ical_uid=d.ical_uid, origin="outlook")).creating(wanted)
+    if copy is not None:
+        intent = intent.with_copy(copy)
     stored = state.save(rt.engine, integration.id, intent)
     assert stored is not None
-    return stored, booking.create_loan(_loan_create(d, integration, rooms), key)
+    key = idempotency_key(integration.id, d.ical_uid)
+    return stored, rt.booking(integration).create_loan(_loan_create(d, integration, rooms), key)
+
+
+def _recover_create(rt: Runtime, integration: Integration, link: LinkState | None) -> LinkState | None:
+    """A create recorded (`LinkState.creating`) but never confirmed may have created the loan before its job died:
+    replay its exact body under the same Idempotency-Key (the booking system answers with that loan, or creates it
+    now) and link the loan before anything else is decided. Otherwise the bridge's own loan holds the rooms (rule 4
+    then refuses the meeting it belongs to) and no later change of the meeting ever moves or cancels it.
+
+    The replay is refused when one of its rooms is taken now: then the earlier attempt never created the loan (the
+    key is still free) and the link stays as it is; so it does when a room is no longer imported.
+    """
+    earlier = link.pending_create if link is not None else None
+    if link is None or earlier is None:
+        return link
+    rooms = _active_rooms(rt, integration.id)
+    if not all(r in rooms for r in earlier.rooms):
+        return link
+    replay = DesiredLoan(link.ical_uid, Requester(earlier.requester_email, earlier.requester_name), earlier.start,
+                         earlier.end, earlier.rooms)
+    try:
+        loan = rt.booking(integration).create_loan(_loan_create(replay, integration, rooms),
+                                                   idempotency_key(integration.id, link.ical_uid))
+    except BookingConflict as e:
+        if e.code != "place_unavailable":
+            raise
+        return link
+    recovered = link.loan_written(loan.id, loan.version, loan.updated_at, replay.fingerprint(), earlier)
+    return state.save(rt.engine, integration.id, recovered,
+                      Note(DIRECTION, "create", "ok", f"loan {loan.number} of an interrupted create linked"))
 
 
 def _outcome_of(integration: Integration, link: LinkState | None, ical_uid: str, action: LoanAction,
