@@ -54,3 +54,23 @@ def setup(request, tmp_path):
                              request.getfixturevalue("redis_url"), workers=2)
         with ctx as bridge:
             yield Setup(sandbox, bridge, start_integration(sandbox, bridge))
+
+
+# The behaviour of the sync flows is tested in-process against the twins (tests/flows, tests/test_convergence.py), on
+# SQLite. End to end, these modules run on PostgreSQL + Redis with separate worker processes (what only real
+# processes show); a test marked `both_stacks` also runs on the embedded default. The first path, the echo tests and
+# the subscriptions tests always run on both.
+SCALE_OUT_ONLY = {"test_outlook_to_booking.py", "test_booking_to_outlook.py", "test_conflicts.py", "test_recurring.py"}
+
+
+def _on_embedded(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "embedded" in (callspec.params.get("setup"), callspec.params.get("stack"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dropped = [item for item in items if item.path.name in SCALE_OUT_ONLY and _on_embedded(item)
+               and not item.get_closest_marker("both_stacks")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]

@@ -146,6 +146,7 @@ def test_direction_outlook_to_booking_ignores_the_booking_side(tmp_path) -> None
         assert tw.sandbox.graph.stats.http_event_writes == 0
 
 
+@pytest.mark.both_stacks
 def test_lost_hooks_are_recovered_by_booking_side_reconciliation(stack: TwoWay) -> None:
     """SPEC §1.3: the booking system is re-readable (`GET /v1/loans?changed_since=`); a lost hook is caught up."""
     sb = stack.sandbox

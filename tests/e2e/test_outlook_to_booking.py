@@ -58,6 +58,7 @@ def test_case_02_created_then_spurious_updated_gives_one_loan_and_no_outlook_wri
     assert setup.graph.stats.http_event_writes == 0
 
 
+@pytest.mark.both_stacks
 def test_case_03_two_rooms_notified_at_once_give_one_loan_with_both(setup) -> None:
     book(setup, rooms=(JUPITER, SATURNE))
     loan = only_loan(setup)
@@ -159,7 +160,7 @@ def test_case_14_expired_delta_token_means_a_full_resync_without_duplicates(setu
     assert len(setup.booking.loans) == 2 and setup.booking.stats.loans_created == 2
 
 
-@pytest.mark.parametrize("setup", ["embedded", "postgres+redis"], indirect=True)
+@pytest.mark.both_stacks
 def test_case_15_removed_outside_the_window_does_not_cancel(setup) -> None:
     assert setup.api("PATCH", "", json={"horizon_days": 5}).status_code == 200
     meeting = book(setup)
@@ -208,6 +209,7 @@ def test_private_meetings_are_skipped_when_the_integration_says_so(setup) -> Non
     assert setup.booking.loans == {}
 
 
+@pytest.mark.both_stacks
 def test_case_17_booking_system_down_for_a_while(setup) -> None:
     """Changes wait while the booking system is down and go through after; none lost; the journal shows the error."""
     setup.booking.down()

@@ -36,6 +36,7 @@ def loans_by_day(setup) -> dict[date, object]:
     return {loan.start.astimezone(PARIS).date(): loan for loan in setup.booking.loans.values()}
 
 
+@pytest.mark.both_stacks
 def test_case_20_weekly_meeting_across_dst_keeps_its_wall_clock_time(setup) -> None:
     first = next_monday_before_dst()
     if (first - datetime.now(PARIS).date()).days + 28 > 180:
