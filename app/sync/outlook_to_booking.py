@@ -186,13 +186,22 @@ def _apply(rt: Runtime, integration: Integration, link: LinkState | None, ical_u
                 raise
             # Taken between our availability check and the write: the same refusal as rule 4.
             action = Refuse(Refusal("invalid", "availability", f"not available in the booking system: {e}"))
-    elif isinstance(action, UpdateLoan):
+    elif isinstance(action, UpdateLoan | CancelLoan):
         assert link is not None
-        loan = _update_loan(rt, integration, link, action, rooms, modified_at)
+        try:
+            if isinstance(action, UpdateLoan):
+                loan = _update_loan(rt, integration, link, action, rooms, modified_at)
+            else:
+                loan = booking.cancel_loan(action.loan_id, action.reason)
+        except BookingConflict as e:
+            if e.code != "loan_closed":
+                raise
+            # Closed in the booking system meanwhile: its own job (hook or reconciliation) releases Outlook (SPEC §7).
+            # Nothing is recorded here, or that job would take the closing for the bridge's own write.
+            log.info("loan closed in the booking system: left to its hook", loan_id=action.loan_id, ical_uid=ical_uid)
+            return
         if loan is None:
             return
-    elif isinstance(action, CancelLoan):
-        loan = booking.cancel_loan(action.loan_id, action.reason)
 
     after, note = _outcome_of(integration, link, ical_uid, action, loan)
     if after is not None:
