@@ -18,6 +18,7 @@ from app.adapters.booking.client import (
 )
 from app.core.contract import Loan, LoanCreate, LoanItemRef, LoanPatch, LoanStatus, Place, PlaceUpsert, Requester
 from simulators.booking.state import ApiError, BookingStore
+from tests.twins.clock import TwinClock
 from tests.twins.faults import Faults
 
 PAGE = 100
@@ -35,8 +36,10 @@ def _translate(e: ApiError) -> BookingError:
 
 
 class BookingTwin:
-    def __init__(self, store_id: str = "magasin-salles") -> None:
+    def __init__(self, store_id: str = "magasin-salles", clock: TwinClock | None = None) -> None:
         self.store = BookingStore(store_id)
+        self.clock = clock or TwinClock()
+        self.store._stamp = self.clock.now  # type: ignore[method-assign]  # `updated_at` from the logical clock
         self.store.base_url = "https://booking.example"
         self.store_id = store_id
         self.faults = Faults()

@@ -19,6 +19,7 @@ from simulators.graph.delta import Window
 from simulators.graph.errors import GraphError as SimError
 from simulators.graph.events import Event
 from simulators.graph.state import Change
+from tests.twins.clock import TwinClock
 from tests.twins.faults import Faults
 
 DOMAIN = "contoso.com"
@@ -82,10 +83,14 @@ def write_payload(write: EventWrite) -> dict[str, Any]:
 
 
 class GraphTwin:
-    def __init__(self, domain: str = DOMAIN) -> None:
+    def __init__(self, domain: str = DOMAIN, clock: TwinClock | None = None) -> None:
         self.users = GraphSimulator(domain=domain)  # never started: its Python API is the tenant's users
         self.backend = self.users.backend
         self.tenant = self.backend.tenant
+        self.clock = clock or TwinClock()
+        # Every holder of the simulator's clock reads the logical one (`lastModifiedDateTime`, delta, expiry).
+        self.tenant.clock.now = self.clock.now  # type: ignore[method-assign]
+        self.tenant.clock.advance = self.clock.advance  # type: ignore[method-assign]
         self.exchange = self.backend.exchange
         self.faults = Faults()
         self.notifications: list[tuple[str, str]] = []  # (room mailbox id, event id), in publication order

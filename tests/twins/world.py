@@ -27,6 +27,7 @@ from app.sync import booking_to_outlook, outlook_to_booking, reconcile
 from app.sync.runtime import Runtime
 from tests.conftest import make_settings
 from tests.twins.booking import BookingTwin
+from tests.twins.clock import TwinClock
 from tests.twins.faults import JobKilled
 from tests.twins.graph import DOMAIN, GraphTwin
 
@@ -75,8 +76,9 @@ class World:
         base = Path(directory or self._tmp.name)  # type: ignore[union-attr]
         db = base / "roombridge.db"
         shutil.copy(_migrated_template(), db)
-        self.graph = GraphTwin()
-        self.booking = BookingTwin()
+        self.clock = TwinClock()  # shared: "newest wins" compares Graph's and the booking system's times
+        self.graph = GraphTwin(clock=self.clock)
+        self.booking = BookingTwin(clock=self.clock)
         settings = make_settings(f"sqlite:///{db}")
         engine = make_engine(settings.database_url)
         event.listen(engine, "connect", _no_fsync)
