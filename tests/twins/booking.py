@@ -55,11 +55,11 @@ class BookingTwin:
         self.calls += 1
         self.faults.before_call()
 
-    def _written(self, loan: Loan, changed: bool) -> Loan:
+    def _written(self, loan: Loan, changed: bool, kind: str) -> Loan:
         self.writes += 1
         if changed:
             self.hooks.append(loan.id)  # the real system also hooks the bridge's own changes
-        self.faults.after_write()
+        self.faults.after_write(kind)
         return loan
 
     def close(self) -> None:
@@ -96,7 +96,7 @@ class BookingTwin:
             created, fresh = self.store.create_loan(loan, idempotency_key)
         except ApiError as e:
             raise _translate(e) from None
-        return self._written(created, fresh)
+        return self._written(created, fresh, "create")
 
     def patch_loan(self, loan_id: str, patch: LoanPatch, if_match: int | None = None) -> Loan:
         self._enter()
@@ -104,7 +104,7 @@ class BookingTwin:
             loan, changed = self.store.update_loan(loan_id, patch, if_match=if_match)
         except ApiError as e:
             raise _translate(e) from None
-        return self._written(loan, changed)
+        return self._written(loan, changed, "update")
 
     def cancel_loan(self, loan_id: str, reason: str | None = None) -> Loan:
         self._enter()
@@ -112,7 +112,7 @@ class BookingTwin:
             loan, changed = self.store.close_loan(loan_id, "cancelled")
         except ApiError as e:
             raise _translate(e) from None
-        return self._written(loan, changed)
+        return self._written(loan, changed, "delete")
 
     def get_loan(self, loan_id: str) -> Loan:
         self._enter()

@@ -120,9 +120,9 @@ class GraphTwin:
         except SimError as e:
             raise _translate(e) from None
 
-    def _written(self) -> None:
+    def _written(self, kind: str) -> None:
         self.writes += 1
-        self.faults.after_write()
+        self.faults.after_write(kind)
 
     async def close(self) -> None:
         pass
@@ -205,7 +205,7 @@ class GraphTwin:
             event, created = self.exchange.create(box, payload)
         except SimError as e:
             raise _translate(e) from None
-        self._written()
+        self._written("create")
         return to_outlook_event(event, mailbox)
 
     async def patch_event(self, mailbox: str, event_id: str, write: EventWrite) -> OutlookEvent:
@@ -215,7 +215,7 @@ class GraphTwin:
             event = self.exchange.update(box, event_id, write_payload(write))
         except SimError as e:
             raise _translate(e) from None
-        self._written()
+        self._written("update")
         return to_outlook_event(event, mailbox)
 
     async def delete_event(self, mailbox: str, event_id: str) -> None:
@@ -227,7 +227,7 @@ class GraphTwin:
             if e.status != 404:
                 raise _translate(e) from None
             return
-        self._written()
+        self._written("delete")
 
     # -- subscriptions (bookkeeping only: notifications are recorded for every room anyway) -------------------------
 

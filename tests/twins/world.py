@@ -71,7 +71,7 @@ class Job:
 
 
 class World:
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, rooms: int = len(ROOMS)) -> None:
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="rb-world-")
         base = Path(directory or self._tmp.name)  # type: ignore[union-attr]
         db = base / "roombridge.db"
@@ -100,7 +100,7 @@ class World:
             s.add(integration)
             s.flush()
             self.integration_id = integration.id
-            for name, display in ROOMS:
+            for name, display in ROOMS[:rooms]:
                 mailbox_id = users.add_room(email(name), display)
                 place = self.booking.store.upsert_place(email(name), PlaceUpsert(email=email(name), name=display))[0]
                 room = Room(integration_id=integration.id, email=email(name), name=display, mailbox_id=mailbox_id,
@@ -166,10 +166,17 @@ class World:
             self.deliver(0)
         raise AssertionError(f"not quiet after {max_jobs} jobs: {[str(j) for j in self.jobs[:20]]}")
 
-    def reconcile(self) -> None:
-        """One reconciliation round of every room (full window) and of the loans, each retried until it succeeds."""
+    def reconcile(self, full: bool = True) -> None:
+        """One reconciliation round of every room (`full`: the whole window, else the delta since the last round) and
+        of the loans, each retried until it succeeds."""
         for room_id in self.room_ids.values():
-            self._retry(lambda r=room_id: reconcile.reconcile_room(self.rt, r, full=True))
+            self.reconcile_room(room_id, full)
+        self.reconcile_loans()
+
+    def reconcile_room(self, room_id: str, full: bool = True) -> None:
+        self._retry(lambda: reconcile.reconcile_room(self.rt, room_id, full=full))
+
+    def reconcile_loans(self) -> None:
         self._retry(lambda: reconcile.reconcile_loans(self.rt, self.integration_id))
 
     def _retry(self, fn) -> None:  # type: ignore[no-untyped-def]
