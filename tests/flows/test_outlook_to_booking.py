@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.flows.conftest import active_loans, assert_quiet, at, live_copy, rooms_of
+from tests.flows.conftest import active_loans, assert_quiet, at, rooms_of
 from tests.twins import World
 
 
