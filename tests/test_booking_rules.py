@@ -12,6 +12,7 @@ from app.core.actions import (
     DeleteEvent,
     Nothing,
     Record,
+    Refusal,
     Refuse,
     ReleaseRooms,
     ReplaceEvent,
@@ -19,7 +20,6 @@ from app.core.actions import (
 )
 from app.core.booking_rules import (
     ImportedRoom,
-    NoEvent,
     booking_fingerprint,
     desired_event,
     organiser_copy_fingerprint,
@@ -99,13 +99,13 @@ def test_requester_outside_the_tenant_is_organised_by_the_default_user() -> None
 def test_requester_outside_the_tenant_without_default_user_is_invalid() -> None:
     policy = Policy("int-1", frozenset({"contoso.com"}), None)
     result = desired_event(loan(requester={"email": "zoe@partner.example", "name": "Zoé"}), policy, ROOMS)
-    assert isinstance(result, NoEvent) and (result.status, result.rule) == ("invalid", "organizer")
+    assert isinstance(result, Refusal) and (result.status, result.rule) == ("invalid", "organizer")
 
 
 def test_a_loan_without_imported_rooms_has_no_event() -> None:
     result = desired_event(loan(items=[{"kind": "asset", "id": "as_1", "name": "Projector"},
                                        {"kind": "place", "id": "pl_x", "name": "Elsewhere"}]), POLICY, ROOMS)
-    assert isinstance(result, NoEvent) and result.rule == "not_eligible"
+    assert isinstance(result, Refusal) and result.rule == "not_eligible"
 
 
 @pytest.mark.parametrize(("status", "setting", "show_as"), [

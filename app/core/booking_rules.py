@@ -29,9 +29,6 @@ class ImportedRoom:
     place_id: str | None
 
 
-NoEvent = Refusal  # the booking side's name for "no event": skipped or invalid, by rule
-
-
 def transaction_id(integration_id: str, loan_id: str, organizer: str) -> str:
     """Graph's create idempotency key: a retried create (crash after POST) returns the first event."""
     return hashlib.sha256(f"roombridge|{integration_id}|{loan_id}|{organizer}".encode()).hexdigest()[:40]
@@ -72,18 +69,18 @@ def loan_rooms(loan: Loan, rooms: list[ImportedRoom]) -> tuple[ImportedRoom, ...
     return tuple(found[e] for e in sorted(found))
 
 
-def desired_event(loan: Loan, policy: Policy, rooms: list[ImportedRoom]) -> DesiredEvent | NoEvent:
+def desired_event(loan: Loan, policy: Policy, rooms: list[ImportedRoom]) -> DesiredEvent | Refusal:
     """SPEC §7 create/update: organiser, subject, body, slot, room attendees, showAs."""
     own_rooms = loan_rooms(loan, rooms)
     if not own_rooms:
-        return NoEvent("skipped", "not_eligible", "the loan holds no imported room")
+        return Refusal("skipped", "not_eligible", "the loan holds no imported room")
     requester = loan.requester.email.lower()
     if policy.in_tenant(requester):
         organizer = requester
     elif policy.default_user_email:
         organizer = policy.default_user_email
     else:
-        return NoEvent("invalid", "organizer",
+        return Refusal("invalid", "organizer",
                        f"requester {requester} is outside the tenant and no default user is set")
     tentative = loan.status == "pending" and policy.show_pending_as_tentative
     return DesiredEvent(

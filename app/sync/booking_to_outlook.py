@@ -15,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlmodel import col, delete, select
+from sqlmodel import Session, col, delete, select
 
 from app.adapters.booking.client import BookingNotFound
 from app.adapters.graph.errors import GraphNotFound
@@ -228,5 +228,5 @@ def _find_copies(rt: Runtime, integration: Integration, ical_uid: str, emails: l
     return tuple(found)
 
 
-def _purge_seen_deliveries(s: object) -> None:
-    s.exec(delete(SeenDelivery).where(col(SeenDelivery.seen_at) < utcnow() - SEEN_DELIVERY_RETENTION))  # type: ignore[attr-defined]
+def _purge_seen_deliveries(s: Session) -> None:
+    s.exec(delete(SeenDelivery).where(col(SeenDelivery.seen_at) < utcnow() - SEEN_DELIVERY_RETENTION))

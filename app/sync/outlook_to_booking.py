@@ -109,7 +109,7 @@ def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: 
     live = (link.rooms_other_than(room.id) if link else set()) | {room.email}
     outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC))
     outcome = _check_availability(rt, integration, outcome, rooms, link)
-    _apply(rt, integration, link, event.ical_uid, outcome, copy, event.last_modified)
+    _apply(rt, integration, rooms, link, event.ical_uid, outcome, copy, event.last_modified)
 
 
 def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
@@ -127,16 +127,17 @@ def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, roo
     """`room`'s copy is gone, declined or cancelled: it may remove its own room from the loan, nothing more.
     The caller holds the meeting's lock."""
     outcome: Outcome | None
+    rooms = _active_rooms(rt, integration.id)
     if link is None:
         if event is None:
             return
         # Never linked: the rules say why there is no loan (e.g. every room declined); no slot comes from here.
         outcome = evaluate(event, policy, (), datetime.now(UTC))
     else:
-        outcome = room_left(link, room.id, room.email, _active_rooms(rt, integration.id), policy.block_minutes)
+        outcome = room_left(link, room.id, room.email, rooms, policy.block_minutes)
         if outcome is None:
             return  # not one of the loan's rooms (e.g. the bridge already took it off)
-    _apply(rt, integration, link, ical_uid, outcome, None, None, leaving=room.id)
+    _apply(rt, integration, rooms, link, ical_uid, outcome, None, None, leaving=room.id)
 
 
 def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEvent) -> str:
@@ -170,13 +171,14 @@ def _check_availability(rt: Runtime, integration: Integration, outcome: Outcome,
     return apply_availability(outcome, by_room, updating)
 
 
-def _apply(rt: Runtime, integration: Integration, link: LinkState | None, ical_uid: str, outcome: Outcome,
-           copy: RoomCopy | None, modified_at: datetime | None, leaving: str | None = None) -> None:
-    """Perform the decided action on the booking system, then record it (`copy`: the live copy just seen;
-    `leaving`: the room whose copy is no longer live)."""
+def _apply(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: LinkState | None, ical_uid: str,
+           outcome: Outcome, copy: RoomCopy | None, modified_at: datetime | None, leaving: str | None = None) -> None:
+    """Perform the decided action on the booking system, then record it.
+
+    `rooms`: the active rooms by e-mail the outcome was evaluated against; `copy`: the live copy just seen;
+    `leaving`: the room whose copy is no longer live."""
     action: LoanAction = decide_outlook_change(outcome, link)
     booking = rt.booking(integration)
-    rooms = _active_rooms(rt, integration.id)
     loan: Loan | None = None
     if isinstance(action, CreateLoan):
         try:
