@@ -8,6 +8,7 @@ import argparse
 import signal
 import sys
 import threading
+from types import FrameType
 
 from app.platform.settings import Settings, SettingsError, load_settings
 
@@ -29,15 +30,42 @@ def _logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.platform.logging import get_logger
     from app.platform.migrate import upgrade
-    from app.web.app import create_app
+    from app.web.app import create_app, drain
 
     settings = _settings()
     _logging(settings)
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default must just work on a first run
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False,
-                proxy_headers=True, lifespan="on")
+    app = create_app(settings)
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn, with a graceful stop that drains first: on the first SIGTERM/SIGINT the app answers 503 to new
+        webhooks and finishes the jobs it holds (app.web.app.drain); only then does uvicorn stop serving. A second
+        signal stops at once, as uvicorn does."""
+
+        drainer: threading.Thread | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.drainer is None and self.started and sig in (signal.SIGTERM, signal.SIGINT):
+                # A signal handler must not block the event loop: drain in a thread, then exit.
+                self.drainer = threading.Thread(target=self._drain_then_exit, args=(sig, frame), name="drain",
+                                                daemon=True)
+                self.drainer.start()
+                return
+            super().handle_exit(sig, frame)
+
+        def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+            try:
+                drain(app)
+            except Exception:  # noqa: BLE001 - whatever happens, the process must still stop
+                get_logger("roombridge.web").exception("drain failed")
+            finally:
+                super().handle_exit(sig, frame)
+
+    DrainingServer(uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                                  proxy_headers=True, lifespan="on")).run()
     return 0
 
 

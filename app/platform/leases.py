@@ -19,20 +19,49 @@ from sqlalchemy.engine import Engine
 
 from app.platform.models import Lease, utcnow
 
+_OWN_SUFFIXES: set[str] = set()  # the holder ids this process made (see holder_is_dead)
+
 
 def holder_id() -> str:
     """Unique per process start, readable by an operator: host, pid, and a random suffix (pids get reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    suffix = uuid.uuid4().hex[:8]
+    _OWN_SUFFIXES.add(suffix)
+    return f"{socket.gethostname()}:{os.getpid()}:{suffix}"
 
 
-def acquire(engine: Engine, name: str, holder: str, ttl: timedelta) -> bool:
-    """Take or extend the lease `name` for `ttl`; False when another holder has an unexpired one."""
+def holder_is_dead(holder: str) -> bool:
+    """True if `holder` (see `holder_id`) was a process of this host that no longer runs: its lease can be taken at
+    once instead of after its TTL. A pid of this host that runs (perhaps reused) counts as alive: the safe side."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return holder.rsplit(":", 1)[-1] not in _OWN_SUFFIXES  # the same pid in an earlier run (a container restart)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return False
+    return False
+
+
+def acquire(engine: Engine, name: str, holder: str, ttl: timedelta, *, replacing: str | None = None) -> bool:
+    """Take or extend the lease `name` for `ttl`; False when another holder has an unexpired one.
+
+    `replacing`: also take it from that holder (one known to be dead) — only if it still holds it, so that two
+    processes taking over the same dead holder cannot both win."""
     now = utcnow()
     table = Lease.__table__  # type: ignore[attr-defined]
+    free = or_(table.c.holder == holder, table.c.expires_at < now)
+    if replacing is not None:
+        free = or_(free, table.c.holder == replacing)
     with engine.begin() as conn:
         taken = conn.execute(
             update(table)
-            .where(table.c.name == name, or_(table.c.holder == holder, table.c.expires_at < now))
+            .where(table.c.name == name, free)
             .values(holder=holder, expires_at=now + ttl)
         )
         if taken.rowcount == 1:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -11,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.platform.logging import get_logger
 from app.platform.settings import Settings
@@ -18,10 +20,55 @@ from app.sync import runtime as runtime_mod
 from app.sync.runtime import Runtime
 from app.web import admin, hooks, intake, ops
 from app.web.common import RequestIdMiddleware, error_response, handle_http_exception
+from app.workers import broker as broker_mod
 from app.workers.broker import bind, make_broker, start_worker
+from app.workers.catchup import catch_up
 from app.workers.scheduler import Scheduler
 
 log = get_logger("roombridge.web")
+
+# A graceful stop (SIGTERM) waits this long for the in-process queue to empty (Kubernetes' grace period is 30 s).
+DRAIN_TIMEOUT_S = 20.0
+DRAIN_RETRY_AFTER_S = "10"
+_WEBHOOK_PATHS = ("/graph/", "/hooks/")
+
+
+@dataclass
+class Lifecycle:
+    """Set on `app.state.lifecycle`: the drain flag the webhooks answer 503 by, and the drain the lifespan provides."""
+
+    draining: bool = False
+    drain_jobs: Callable[[float], bool] | None = None
+
+
+class DrainGate:
+    """While the process drains, new webhooks get 503 + Retry-After (the sender retries, on another instance or
+    after the restart), and /readyz says not ready (load balancers stop sending)."""
+
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
+        self.app = app
+        self.lifecycle = lifecycle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.lifecycle.draining:
+            path = scope["path"]
+            if path.startswith(_WEBHOOK_PATHS) or path == "/readyz":
+                response = error_response(503, "draining", "the service is stopping; retry later",
+                                          headers={"Retry-After": DRAIN_RETRY_AFTER_S})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def drain(app: Starlette, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+    """Begin a graceful stop: answer 503 to new webhooks, then finish the jobs this process holds (embedded mode).
+    True if none is left; False if `timeout_s` ran out (the next start's catch-up re-derives the rest)."""
+    lifecycle: Lifecycle = app.state.lifecycle
+    lifecycle.draining = True
+    log.info("draining: new webhooks answered 503")
+    done = lifecycle.drain_jobs(timeout_s) if lifecycle.drain_jobs is not None else True
+    log.info("drained" if done else "drain timed out: the next start catches up", timeout_s=timeout_s)
+    return done
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -33,6 +80,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker: bool | None = None) -> Starlette:
     """`run_worker` defaults to the embedded mode (no REDIS_URL): then this process also runs the jobs."""
     embedded_worker = settings.embedded_queue if run_worker is None else run_worker
+    lifecycle = Lifecycle()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -43,6 +91,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
         app.state.broker = broker
         # Embedded mode schedules its own periodic jobs, under the same lease as `roombridge scheduler`.
         scheduler = Scheduler(rt).start() if worker is not None and settings.embedded_queue else None
+        if worker is not None and settings.embedded_queue:
+            # The in-process queue starts empty: whatever the previous process held is re-derived (catchup.py).
+            catch_up(rt, "start of the embedded mode")
+
+        def drain_jobs(timeout_s: float) -> bool:
+            if scheduler is not None:
+                scheduler.stop()  # no new periodic work
+            return broker_mod.drain(broker, timeout_s) if worker is not None else True
+
+        lifecycle.drain_jobs = drain_jobs
         log.info("service started", queue="in-process" if settings.embedded_queue else "redis",
                  worker="in-process" if worker else "separate")
         try:
@@ -64,9 +122,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
         *admin.routes,
         *ops.routes,
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(DrainGate, lifecycle=lifecycle)],
         exception_handlers={HTTPException: handle_http_exception, Exception: _unexpected},
     )
+    app.state.lifecycle = lifecycle
+    return app

@@ -5,6 +5,7 @@ The same actors (workers/actors.py) run in both modes; this module only builds t
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dramatiq
@@ -71,3 +72,22 @@ def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
     worker.start()
     return worker
+
+
+def pending(broker: dramatiq.Broker) -> int:
+    """Jobs the in-process broker still holds: waiting, delayed or running (a message is finished once acked).
+    0 for Redis: its jobs are not this process's to finish (a stopping worker hands its own back)."""
+    if not isinstance(broker, StubBroker):
+        return 0
+    return sum(q.unfinished_tasks for q in broker.queues.values())
+
+
+def drain(broker: dramatiq.Broker, timeout_s: float) -> bool:
+    """Wait until the in-process broker holds no job (True), or `timeout_s` passes (False: what is left is lost with
+    the process, and the catch-up at the next start re-derives it)."""
+    deadline = time.monotonic() + timeout_s
+    while pending(broker):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True

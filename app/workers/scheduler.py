@@ -27,6 +27,7 @@ from app.platform.models import Integration, Room, Subscription, utcnow
 from app.sync.runtime import Runtime
 from app.sync.subscriptions import renewal_due
 from app.workers import actors
+from app.workers.catchup import RedisMarker
 
 LEASE_NAME = "scheduler"
 LEASE_TTL = timedelta(seconds=30)
@@ -39,6 +40,8 @@ RENEW_CHECK_EVERY = timedelta(minutes=5)
 # A room without a subscription, polled ones included: Graph may accept it now (a refusal can be transient, e.g. our
 # own endpoint failing Graph's validation handshake while it starts).
 SUBSCRIBE_RETRY = timedelta(minutes=10)
+# Scale-out: how often the active scheduler checks that Redis still holds the bridge's marker (catchup.RedisMarker).
+MARKER_EVERY = timedelta(seconds=5)
 log = get_logger("roombridge.scheduler")
 
 
@@ -137,6 +140,7 @@ class Scheduler:
         self.ttl = lease_ttl
         self.tick_every = tick_every
         self.memo = Memo()
+        self.marker = RedisMarker(rt.redis, rt.settings.redis_namespace) if rt.redis is not None else None
         self._valid_until = 0.0  # monotonic time until which our lease is certainly ours
         self._renewed = 0.0
         self._ever_held = False
@@ -157,6 +161,8 @@ class Scheduler:
         self._aps.add_job(self._keep_lease, "interval", seconds=standby_retry, id="lease",
                           next_run_time=datetime.now(UTC))
         self._aps.add_job(self._tick, "interval", seconds=self.tick_every.total_seconds(), id="tick")
+        if self.marker is not None:
+            self._aps.add_job(self._check_marker, "interval", seconds=MARKER_EVERY.total_seconds(), id="marker")
         self._aps.start()
         log.info("scheduler started", holder=self.holder, lease_ttl_s=self.ttl.total_seconds())
         return self
@@ -182,6 +188,14 @@ class Scheduler:
         started = time.monotonic()
         try:
             held = leases.acquire(self.rt.engine, LEASE_NAME, self.holder, self.ttl)
+            if not held:
+                # A holder that was a process of this host and is gone (SIGKILL, a crash, the previous run of this
+                # container) blocks nobody: take over now rather than after its TTL.
+                found = leases.current_holder(self.rt.engine, LEASE_NAME)
+                if found is not None and leases.holder_is_dead(found[0]):
+                    held = leases.acquire(self.rt.engine, LEASE_NAME, self.holder, self.ttl, replacing=found[0])
+                    if held:
+                        log.info("scheduler lease taken over from a dead process", previous=found[0])
         except Exception as e:  # noqa: BLE001 - the database may be briefly away; the lease then lapses by itself
             log.warning("scheduler lease check failed", error=type(e).__name__)
             return
@@ -206,6 +220,15 @@ class Scheduler:
             tick(self.rt, self.memo)
         except Exception:  # one failed tick must not stop the next
             log.exception("scheduler tick failed")
+
+
+    def _check_marker(self) -> None:
+        if not self.active or self.marker is None:
+            return
+        try:
+            self.marker.check(self.rt)
+        except Exception as e:  # noqa: BLE001 - Redis or the database away: the next check tries again
+            log.warning("Redis marker check failed", error=type(e).__name__)
 
 
 def lease_status(rt: Runtime) -> dict[str, object]:
