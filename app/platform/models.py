@@ -187,3 +187,32 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=128)
     expires_at: datetime
+
+
+class RoomsImport(SQLModel, table=True):
+    """One run of the rooms import (SPEC §3): the listing sends one job per `/places` page; the run ends when every
+    page is done. One run at a time per integration (the lease `rooms-import:{integration}`, held by the run id)."""
+
+    __tablename__ = "rooms_import"
+
+    id: str = Field(primary_key=True, max_length=64)  # the run id (the listing job's message id)
+    integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
+    pages: int | None = None  # known once the listing has ended
+    pages_done: int = 0
+    listed: int = 0  # importable rooms listed
+    ignored: int = 0  # listed rooms carrying an ignore-tag
+    deactivated: int = 0
+    changed: int = 0  # rooms created or changed (written)
+    unchanged: int = 0  # rooms read and found as they were: no write
+    skipped: int = 0  # rooms that could not be imported (e.g. no mailbox, refused by the booking system)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class RoomsImportPage(SQLModel, table=True):
+    """A page of a run that is done: a retried page job finds it and does nothing."""
+
+    __tablename__ = "rooms_import_page"
+
+    run_id: str = Field(foreign_key="rooms_import.id", primary_key=True, ondelete="CASCADE", max_length=64)
+    page: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})

@@ -7,13 +7,16 @@ failures are journaled.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage
 
 from app.core.followups import FollowUp, ReconcileRoom, RenewLater
+from app.core.graph import GraphRoom
 from app.platform import hints
 from app.platform.logging import get_logger
 from app.sync import booking_to_outlook, outlook_to_booking, reconcile, rooms, subscriptions
@@ -44,8 +47,21 @@ def process_room_event(integration_id: str, room_id: str, event_id: str, change_
 
 @dramatiq.actor(queue_name="admin", **_options("integration_id", rooms.DIRECTION))
 def import_rooms(integration_id: str) -> None:
-    for room_id in rooms.import_rooms(current(), integration_id):
-        ensure_subscription.send(room_id)
+    """The listing of a rooms import: one `import_rooms_page` job per page of rooms (SPEC §3, sync/rooms.py)."""
+    message = CurrentMessage.get_current_message()
+    run_id = message.message_id if message is not None else str(uuid.uuid4())  # a retry is the same run
+
+    def send_page(page: int, listed: list[GraphRoom]) -> None:
+        import_rooms_page.send(integration_id, run_id, page, [rooms.room_to_json(r) for r in listed])
+
+    rooms.list_for_import(current(), integration_id, run_id, send_page)
+
+
+@dramatiq.actor(queue_name="admin", **_options("integration_id", rooms.DIRECTION))
+def import_rooms_page(integration_id: str, run_id: str, page: int, listed: list[dict[str, Any]]) -> None:
+    _ids, followups = rooms.import_page(current(), integration_id, run_id, page,
+                                        [rooms.room_of_json(r) for r in listed])
+    dispatch(followups)
 
 
 @dramatiq.actor(queue_name="admin", **_options("room_id", subscriptions.DIRECTION))
@@ -120,5 +136,5 @@ def dispatch(followups: list[FollowUp]) -> None:
             ensure_subscription.send(f.room_id)
 
 
-ALL: list[failures.AnyActor] = [process_room_event, import_rooms, ensure_subscription, handle_lifecycle,
-                                reconcile_room, renew_subscription, process_loan, reconcile_loans]
+ALL: list[failures.AnyActor] = [process_room_event, import_rooms, import_rooms_page, ensure_subscription,
+                                handle_lifecycle, reconcile_room, renew_subscription, process_loan, reconcile_loans]
