@@ -110,12 +110,23 @@ def test_signature_within_tolerance_and_rotation_with_two_v1_values_are_accepted
     assert sorted(m["args"][1] for m in jobs.messages()) == ["ln_1", "ln_2"]
 
 
-def test_unknown_integration_is_404(stack) -> None:
-    client, jobs, _ = stack
-    for integration_id in (str(uuid.uuid4()), "x" * 300, "a%2Fb"):
-        r = post(client, integration_id, hook_body())
-        assert r.status_code == 404
-        assert r.json()["error"]["code"] in ("unknown_integration", "not_found")
+def test_unknown_integration_answers_exactly_like_a_bad_signature(stack) -> None:
+    """Issue 8.8: the hook endpoint answered 404 for an unknown integration and 401 for a known one, so anyone could
+    probe which integrations exist. Now both are the same 401 with the same body."""
+    client, jobs, integration = stack
+    t = int(time.time())
+    body = hook_body()
+    wrong = sign("not-the-secret", body, t)
+    known = post(client, integration.id, body, signature=wrong)
+    for integration_id in (str(uuid.uuid4()), "x" * 300, "%00", "%0A", "nul%00nul", "%C3%A9", "'%3B--"):
+        r = post(client, integration_id, body, signature=wrong)
+        assert (r.status_code, r.json()) == (known.status_code, known.json()), integration_id
+        # Signed with the secret of another integration: still nothing to learn.
+        r = post(client, integration_id, body, signature=sign(HOOK_SECRET, body, t))
+        assert (r.status_code, r.json()) == (known.status_code, known.json()), integration_id
+    assert known.status_code == 401 and known.json()["error"]["code"] == "bad_signature"
+    # A slash is no integration id at all: the route does not match (404 for every id alike).
+    assert post(client, "a%2Fb", body).status_code == 404
     assert jobs.messages() == []
 
 

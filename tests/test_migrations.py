@@ -69,3 +69,50 @@ def test_upgrade_keeps_existing_rows(database_url: str) -> None:
     finally:
         engine.dispose()
     assert _drift(database_url) == []
+
+
+def _primary_key(url: str, table: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        return inspect(engine).get_pk_constraint(table)["constrained_columns"]
+    finally:
+        engine.dispose()
+
+
+def test_0004_delivery_ids_per_integration_keeps_rows_and_downgrades(database_url: str) -> None:
+    """Issue 8: seen_delivery's key becomes (integration_id, delivery_id); the rows seen before are kept."""
+    from sqlalchemy import text
+
+    integration = (
+        "INSERT INTO integration (id, name, enabled, tenant_domain, extra_domains, tenant_id, client_id, "
+        "client_secret_enc, booking_base_url, booking_api_key_enc, hook_secret_enc, default_store_id, "
+        "ignore_tags, block_minutes, horizon_days, direction, private_events, exclude_subjects, "
+        "show_pending_as_tentative, created_at, updated_at) VALUES (:id, 'n', true, 'contoso.com', '[]', "
+        "'t', 'c', 'x', 'https://b', 'x', 'x', 's', '[]', 15, 180, 'both', 'sync_hidden', '[]', true, "
+        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+    seen = "INSERT INTO seen_delivery (integration_id, delivery_id, seen_at) VALUES (:i, :d, :at)"
+    upgrade(database_url, "0003")
+    assert _primary_key(database_url, "seen_delivery") == ["delivery_id"]
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for iid in ("ia", "ib"):
+                conn.execute(text(integration), {"id": iid})
+            conn.execute(text(seen), {"i": "ia", "d": "1", "at": "2030-01-01 00:00:00"})
+            conn.execute(text(seen), {"i": "ib", "d": "2", "at": "2030-01-01 00:00:00"})
+        upgrade(database_url, "0004")
+        assert _primary_key(database_url, "seen_delivery") == ["integration_id", "delivery_id"]
+        with engine.begin() as conn:
+            rows = conn.execute(text("SELECT integration_id, delivery_id FROM seen_delivery ORDER BY 1, 2")).all()
+            assert [tuple(r) for r in rows] == [("ia", "1"), ("ib", "2")]
+            # The same delivery id for another integration is a row of its own now.
+            conn.execute(text(seen), {"i": "ib", "d": "1", "at": "2030-01-02 00:00:00"})
+        downgrade(database_url, "0003")
+        assert _primary_key(database_url, "seen_delivery") == ["delivery_id"]
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT integration_id, delivery_id FROM seen_delivery ORDER BY 2")).all()
+            assert [tuple(r) for r in rows] == [("ia", "1"), ("ib", "2")]  # the earliest of the two '1' kept
+    finally:
+        engine.dispose()
+    upgrade(database_url)
+    assert _drift(database_url) == []

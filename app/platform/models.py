@@ -164,18 +164,17 @@ class JournalEntry(SQLModel, table=True):
 
 
 class SeenDelivery(SQLModel, table=True):
-    """Reverse-hook delivery ids already accepted (SPEC §7: a delivery seen before is acknowledged and ignored)."""
+    """Reverse-hook delivery ids already accepted (SPEC §7: a delivery seen before is acknowledged and ignored).
+
+    A delivery id is the sender's, unique only within one integration: the key is (integration, delivery id), so one
+    tenant's ids never make another tenant's deliveries look seen (issue 8).
+    """
 
     __tablename__ = "seen_delivery"
 
-
-
-
-
-
-
+    integration_id: str = Field(foreign_key="integration.id", primary_key=True, index=True, ondelete="CASCADE",
+                                max_length=36)
     delivery_id: str = Field(primary_key=True, max_length=128)
-    integration_id: str = Field(foreign_key="integration.id", index=True, ondelete="CASCADE", max_length=36)
     seen_at: datetime = Field(default_factory=utcnow, index=True)
 
 

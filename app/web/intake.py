@@ -20,13 +20,17 @@ from app.platform.logging import get_logger
 from app.platform.metrics import NOTIFICATIONS
 from app.platform.models import Integration, Subscription
 from app.sync.runtime import current
-from app.web.common import ApiError, error_response, read_body
+from app.web.common import ApiError, answer_outages, read_body, safe_id, unavailable
 from app.workers import actors
 
 log = get_logger("roombridge.intake")
 
 _UNSAFE_TOKEN = re.compile(r"[<>\x00-\x1f\x7f]")
-QUEUE_RETRY_AFTER_S = "30"
+_LIFECYCLE_EVENT = re.compile(r"^[A-Za-z]{1,64}$")  # subscriptionRemoved, missed, reauthorizationRequired, …
+_CHANGE_TYPE = re.compile(r"^[A-Za-z,]{1,64}$")
+# Graph event ids are opaque (base64 and more): printable ASCII without spaces, as long as EventCopy.event_id holds.
+_EVENT_ID = re.compile(r"^[\x21-\x7e]{1,1024}$")
+SUBSCRIPTION_ID_MAX = 128  # Subscription.id
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,20 @@ def validation_response(request: Request) -> Response | None:
     return PlainTextResponse(token, status_code=200)
 
 
+def well_formed(item: ChangeNotification, kind: str) -> bool:
+    """Whether an item's ids can be looked up and handed to a job: checked before any database read, so that a NUL
+    or an over-long id is a rejected item (202, nothing enqueued), never a database error."""
+    if not safe_id(item.subscription_id, SUBSCRIPTION_ID_MAX):
+        return False
+    if kind == "lifecycle":
+        return _LIFECYCLE_EVENT.fullmatch(item.lifecycle_event or "") is not None
+    event_id = item.event_id()
+    return event_id is None or _EVENT_ID.fullmatch(event_id) is not None  # None: logged and skipped at enqueue
+
+
 def accepted_items(session: Session, items: list[ChangeNotification]) -> list[tuple[ChangeNotification, Target]]:
-    """Items whose subscription is known and active, whose integration is enabled, and whose clientState matches."""
+    """Items whose subscription is known and active, whose integration is enabled, and whose clientState matches.
+    The items' subscription ids must have passed `well_formed`."""
     ids = {i.subscription_id for i in items}
     if not ids:
         return []
@@ -72,6 +88,7 @@ def _lookup(items: list[ChangeNotification]) -> list[tuple[ChangeNotification, T
 
 
 async def _intake(request: Request, kind: str) -> Response:
+    """Database or queue unreachable → 503 + Retry-After (`answer_outages` on the routes below), so Graph retries."""
     handshake = validation_response(request)
     if handshake is not None:
         return handshake
@@ -80,17 +97,17 @@ async def _intake(request: Request, kind: str) -> Response:
         items, malformed = parse_batch(body)
     except MalformedPayload as e:
         raise ApiError(400, "malformed_json", str(e)) from None
-    accepted = await run_in_threadpool(_lookup, items)
-    rejected = len(items) + malformed - len(accepted)
+    received = len(items) + malformed
+    accepted = await run_in_threadpool(_lookup, [i for i in items if well_formed(i, kind)])
+    rejected = received - len(accepted)
     if rejected:
         NOTIFICATIONS.labels(kind, "rejected").inc(rejected)
-        log.warning("notification items rejected", kind=kind, rejected=rejected, received=len(items) + malformed)
+        log.warning("notification items rejected", kind=kind, rejected=rejected, received=received)
     try:
         await run_in_threadpool(_enqueue, kind, accepted)
     except Exception as e:  # noqa: BLE001 - any broker failure means "not durably enqueued": let Graph retry
         log.error("queue unavailable", kind=kind, error=type(e).__name__)
-        return error_response(503, "queue_unavailable", "the job queue cannot be reached; retry later",
-                              headers={"Retry-After": QUEUE_RETRY_AFTER_S})
+        return unavailable("queue")
     if accepted:
         NOTIFICATIONS.labels(kind, "accepted").inc(len(accepted))
     return Response(status_code=202)
@@ -105,12 +122,15 @@ def _enqueue(kind: str, accepted: list[tuple[ChangeNotification, Target]]) -> No
         if event_id is None:
             log.warning("notification without event id", subscription_id=item.subscription_id)
             continue
-        actors.send_event_hint(target.integration_id, target.room_id, event_id, item.change_type or "")
+        change_type = item.change_type if _CHANGE_TYPE.fullmatch(item.change_type or "") else ""  # a hint only
+        actors.send_event_hint(target.integration_id, target.room_id, event_id, change_type or "")
 
 
+@answer_outages(unexpected_as_503=True)
 async def notifications(request: Request) -> Response:
     return await _intake(request, "change")
 
 
+@answer_outages(unexpected_as_503=True)
 async def lifecycle(request: Request) -> Response:
     return await _intake(request, "lifecycle")
