@@ -1,0 +1,142 @@
+"""Scale-out faults (PostgreSQL + Redis, separate processes), issue 8 points 1 and 6:
+
+- SPEC case 18: a worker killed with SIGKILL in a burst of 500 changes, both directions: its jobs run again
+  elsewhere; nothing lost, nothing doubled.
+- Redis restarted empty (no persistence) while accepted jobs wait in it: the active scheduler finds the bridge's
+  marker key gone and catches up (app/workers/catchup.py); nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from simulators.processes import wait_for
+from simulators.sandbox import Sandbox
+from simulators.server import free_port
+from tests.faults.harness import WAIT, Stack, make_burst, progress, settled_counts, wait_applied
+
+pytestmark = pytest.mark.slow
+
+
+def test_worker_killed_in_a_burst_of_500_changes_both_directions(tmp_path, pg_url, redis_url) -> None:
+    """SPEC case 18."""
+    meetings, loans = 300, 200
+    with Sandbox.start() as sb:
+        stack = Stack(sb, tmp_path, pg_url, redis_url)
+        try:
+            stack.start("serve")
+            victim = stack.start("worker")
+            stack.start("worker")
+            stack.setup_integration()
+            sb.settle()
+            burst = make_burst(sb, meetings, loans)
+            wait_for(lambda: progress(sb, burst) >= 75, WAIT, "the burst to be under way", interval=0.05)
+            done_at_kill = progress(sb, burst)
+            stack.stop(victim, signal.SIGKILL)
+            t0 = time.monotonic()
+            stack.start("worker")  # its replacement, as a supervisor would start it
+            applied_s = wait_applied(sb, burst, t0, timeout=240)
+            print(f"[fault] worker SIGKILL: {done_at_kill}/{meetings + loans} applied at the kill; every change "
+                  f"applied {applied_s:.1f}s after it")
+            counts = settled_counts(sb, burst, f"worker SIGKILL in a burst of {meetings} meetings + {loans} loans")
+            assert (counts.lost, counts.doubled) == (0, 0), counts
+            assert len(sb.booking.loans) == meetings + loans
+        finally:
+            stack.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own, without persistence (what the README's quick start runs): restarting it
+    loses every key. Never the machine's shared Redis."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.dir = tmp_path
+        self.proc: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), 30, "redis-server to answer")
+        client.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.kill()
+
+
+def test_redis_restarted_empty_while_jobs_wait_is_detected_and_caught_up(tmp_path, pg_url, own_redis,
+                                                                          monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_NAMESPACE", "rbfault")
+    meetings, loans = 30, 10
+    with Sandbox.start() as sb:
+        stack = Stack(sb, tmp_path, pg_url, own_redis.url)
+        try:
+            stack.start("serve")
+            worker = stack.start("worker")
+            stack.start("scheduler")
+            stack.setup_integration()
+            client = own_redis.client()
+            wait_for(lambda: client.exists("rbfault:bridge-marker"), WAIT, "the scheduler's marker key")
+            sb.settle()
+
+            # No worker for now: what is accepted waits in Redis.
+            stack.stop(worker, signal.SIGKILL)
+            notified, hooked = sb.graph.stats.notifications_delivered, sb.booking.stats.hooks_sent
+            burst = make_burst(sb, meetings, loans)
+            wait_for(lambda: sb.graph.stats.notifications_delivered >= notified + meetings
+                     and sum(1 for d in sb.booking.hooks.deliveries if d.ok) >= loans, WAIT,
+                     "every notification and hook acknowledged")
+            waiting = sum(client.hlen(k) for k in client.scan_iter("rbfault:*.msgs"))  # dramatiq's message hashes
+            assert waiting > 0
+            assert progress(sb, burst) == 0
+            print(f"[fault] Redis restarted empty: {meetings} meetings + {loans} loans acknowledged "
+                  f"(hooks sent {sb.booking.stats.hooks_sent - hooked}), {waiting} entries waiting in Redis")
+
+            own_redis.kill()
+            own_redis.start()  # empty: no persistence
+            t0 = time.monotonic()
+            stack.start("worker")
+            applied_s = wait_applied(sb, burst, t0)
+            print(f"[fault] Redis restarted empty: every change applied {applied_s:.1f}s after the restart")
+            assert client.exists("rbfault:bridge-marker")  # written again after the catch-up
+            assert '"Redis has lost its data' in stack.log_text()
+            counts = settled_counts(sb, burst, f"Redis restarted empty with {meetings} meetings + {loans} loans "
+                                               "waiting")
+            assert (counts.lost, counts.doubled) == (0, 0), counts
+            client.close()
+        finally:
+            stack.close()
