@@ -201,7 +201,13 @@ def progress(sandbox: Sandbox, burst: Burst) -> int:
 
 def wait_applied(sandbox: Sandbox, burst: Burst, since: float, timeout: float = WAIT) -> float:
     """Wait until every change of the burst is applied; returns the seconds since `since` (a monotonic time)."""
-    wait_for(lambda: applied(sandbox, burst), timeout, "every change of the burst applied", interval=0.25)
+    try:
+        wait_for(lambda: applied(sandbox, burst), timeout, "every change of the burst applied", interval=0.25)
+    except AssertionError:
+        c = count(sandbox, burst)
+        print(c.line(f"NOT applied {timeout:.0f}s after"))
+        raise AssertionError(f"{c.lost} changes never applied ({len(c.lost_meetings)} meetings without a loan, "
+                             f"{len(c.lost_loans)} loans without an event), {c.doubled} doubled") from None
     return time.monotonic() - since
 
 

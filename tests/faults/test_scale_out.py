@@ -25,6 +25,7 @@ from tests.faults.harness import WAIT, Stack, make_burst, progress, settled_coun
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(600)
 def test_worker_killed_in_a_burst_of_500_changes_both_directions(tmp_path, pg_url, redis_url) -> None:
     """SPEC case 18."""
     meetings, loans = 300, 200
