@@ -1,4 +1,10 @@
-"""Admin JSON API (SPEC §2), bearer ADMIN_TOKEN. Handlers parse and check, then call domain modules."""
+"""Admin JSON API (SPEC §2), bearer ADMIN_TOKEN. Handlers parse and check, then call domain modules.
+
+Never a 500 for bad input, a 503 (+ Retry-After) when the database or the queue cannot be reached, and nothing is saved
+unless its follow-up job is enqueued: a change that needs a rooms import is committed, then the import is enqueued;
+if that enqueue fails the change is undone (a created integration deleted, a patched one restored) before the 503, so
+a client that retries does not make a duplicate (see docs/architecture.md, "Admin changes and their jobs").
+"""
 
 from __future__ import annotations
 
@@ -18,33 +24,64 @@ from starlette.routing import Route
 
 from app.platform.crypto import new_token
 from app.platform.db import session_scope
+from app.platform.logging import get_logger
 from app.platform.models import Integration, JournalEntry, Link, Room, Subscription
 from app.sync.integrations import IntegrationCreate, IntegrationFields, apply_fields, new_integration, public_view
 from app.sync.rooms import active_rooms
 from app.sync.runtime import current
-from app.web.common import ApiError, read_body
+from app.web.authn import FailedAuthentications
+from app.web.common import ApiError, answer_outages, read_body, safe_id
 from app.workers import actors
 from app.workers.scheduler import lease_status
+
+log = get_logger("roombridge.admin")
 
 Handler = Callable[[Request], Awaitable[Response]]
 M = TypeVar("M", bound=BaseModel)
 MAX_ADMIN_BODY = 64 * 1024
+# The admin bodies are flat (an object of strings, numbers, booleans and lists of strings): anything deeper is refused
+# before validation (a deeply nested body made json/pydantic raise RecursionError).
+MAX_JSON_DEPTH = 8
+INTEGRATION_ID_MAX = 36  # Integration.id
 # Changing these re-runs the rooms import (SPEC §3: "runs when an integration is enabled or its settings change").
 IMPORT_TRIGGERS = {"enabled", "ignore_tags", "client_id", "client_secret", "tenant_id", "booking_base_url",
                    "booking_api_key"}
 
 
-def _authorised(request: Request) -> None:
+def failed_authentications(request: Request) -> FailedAuthentications:
+    """The app's failure counter (made on first use; a test may set `app.state.failed_authentications` first)."""
+    state = request.app.state
+    counter = getattr(state, "failed_authentications", None)
+    if not isinstance(counter, FailedAuthentications):
+        counter = FailedAuthentications()
+        state.failed_authentications = counter
+    return counter
+
+
+async def _authorised(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     expected = current().settings.admin_token.get_secret_value()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise ApiError(401, "unauthorized", "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    client = request.client.host if request.client else "unknown"
+    failures = failed_authentications(request)
+    if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected.encode()):
+        failures.succeeded(client)
+        return
+    reason = "no bearer token" if scheme.lower() != "bearer" or not token else "wrong token"
+    await failures.failed(client, reason)  # logs (rate-limited, never the token) and waits once failures repeat
+    raise ApiError(401, "unauthorized", "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
 def admin(handler: Handler) -> Handler:
+    """Bearer token; an `{id}` that no integration can have is a 404 before any query (a NUL would be a PostgreSQL
+    error); database or queue unreachable → 503 + Retry-After."""
+
+    @answer_outages(unexpected_as_503=False)
     async def wrapped(request: Request) -> Response:
-        _authorised(request)
+        await _authorised(request)
+        integration_id = request.path_params.get("id")
+        if integration_id is not None and not safe_id(integration_id, INTEGRATION_ID_MAX):
+            raise ApiError(404, "not_found", "no such integration")
         return await handler(request)
 
     wrapped.__name__ = handler.__name__
@@ -52,14 +89,40 @@ def admin(handler: Handler) -> Handler:
     return wrapped
 
 
+def _check_json(value: Any, where: str = "", depth: int = 0) -> None:
+    """What the database and the validators cannot take, refused as 422 naming the field: nesting deeper than
+    MAX_JSON_DEPTH, NUL characters (PostgreSQL refuses them in text), lists of anything but strings and numbers."""
+    field = where or "body"
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(422, "invalid", "the body is nested too deeply", fields=[{"field": field,
+                                                                                 "message": "nested too deeply"}])
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(422, "invalid", "some fields are invalid; nothing was saved",
+                           fields=[{"field": field, "message": "must not contain NUL characters"}])
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json(key, where, depth + 1)
+            _check_json(item, f"{where}.{key}" if where else key, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, (dict, list)) or item is None:
+                raise ApiError(422, "invalid", "some fields are invalid; nothing was saved",
+                               fields=[{"field": f"{field}.{i}", "message": "must be a string"}])
+            _check_json(item, f"{field}.{i}", depth + 1)
+
+
 async def _parse(request: Request, model: type[M]) -> M:
     body = await read_body(request, MAX_ADMIN_BODY)
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except RecursionError:
+        raise ApiError(422, "invalid", "the body is nested too deeply", fields=[]) from None
+    except ValueError:  # UnicodeDecodeError and over-long integers included
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(422, "invalid", "the body must be a JSON object", fields=[])
+    _check_json(data)
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -67,10 +130,45 @@ async def _parse(request: Request, model: type[M]) -> M:
         fields = [{"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
                   for err in e.errors(include_input=False, include_url=False)]
         raise ApiError(422, "invalid", "some fields are invalid; nothing was saved", fields=fields) from None
+    except (TypeError, AttributeError, ArithmeticError, RecursionError):
+        # A validator that met a value of a type it did not expect: still the client's input, still nothing saved.
+        raise ApiError(422, "invalid", "some fields have values of the wrong type; nothing was saved",
+                       fields=[]) from None
 
 
 def _enqueue_import(integration_id: str) -> None:
     actors.import_rooms.send(integration_id)
+
+
+def _columns(integration: Integration) -> dict[str, Any]:
+    return {name: getattr(integration, name) for name in Integration.model_fields}
+
+
+def _undo_create(integration_id: str) -> None:
+    """Its rooms import could not be enqueued: remove the integration just created (nobody has its hook secret)."""
+    try:
+        with session_scope(current().engine) as s:
+            row = s.get(Integration, integration_id)
+            if row is not None:
+                s.delete(row)
+    except Exception as e:  # noqa: BLE001 - the 503 is answered anyway; say what is left behind
+        log.error("integration created but its rooms import was not enqueued, and it could not be removed",
+                  integration_id=integration_id, error=type(e).__name__)
+
+
+def _undo_patch(integration_id: str, before: dict[str, Any], written_at: Any) -> None:
+    """Its rooms import could not be enqueued: put the integration back as it was, unless someone changed it since."""
+    try:
+        with session_scope(current().engine) as s:
+            row = s.get(Integration, integration_id, with_for_update=True)
+            if row is None or row.updated_at != written_at:
+                return
+            for name, value in before.items():
+                setattr(row, name, value)
+            s.add(row)
+    except Exception as e:  # noqa: BLE001 - the 503 is answered anyway; say what is left behind
+        log.error("integration changed but its rooms import was not enqueued, and the change could not be undone",
+                  integration_id=integration_id, error=type(e).__name__)
 
 
 def _get(s: Session, integration_id: str) -> Integration:
@@ -99,7 +197,11 @@ async def create_integration(request: Request) -> Response:
         with session_scope(rt.engine) as s:
             s.add(integration)
         if integration.enabled:
-            _enqueue_import(integration.id)
+            try:
+                _enqueue_import(integration.id)  # after the commit, so that the job finds the row
+            except Exception:
+                _undo_create(integration.id)  # nothing saved without its import: the client's retry is not a twin
+                raise
         return public_view(integration), hook_secret
 
     view, hook_secret = await run_in_threadpool(work)
@@ -124,10 +226,15 @@ async def patch_integration(request: Request) -> Response:
         rt = current()
         with session_scope(rt.engine) as s:
             integration = _get(s, request.path_params["id"])
+            before = _columns(integration)
             changed = apply_fields(integration, data, rt.box)
             s.add(integration)
         if integration.enabled and changed & IMPORT_TRIGGERS:
-            _enqueue_import(integration.id)
+            try:
+                _enqueue_import(integration.id)  # after the commit, so that the job reads the new settings
+            except Exception:
+                _undo_patch(integration.id, before, integration.updated_at)
+                raise
         return public_view(integration)
 
     return JSONResponse(await run_in_threadpool(work))
@@ -247,6 +354,8 @@ def _listing(model: type[Row], order: ColumnElement[Any], render: Callable[[Row]
         except ValueError:
             raise ApiError(422, "invalid", "limit must be a whole number", fields=[{"field": "limit"}]) from None
         status = request.query_params.get("status")
+        if status is not None and not safe_id(status, 32):
+            raise ApiError(422, "invalid", "status is not a status", fields=[{"field": "status"}])
 
         def work() -> list[dict[str, Any]]:
             with Session(current().engine) as s:
