@@ -32,8 +32,9 @@ def settle_conflict(action: UpdateEvent, link: LinkState, loan: Loan,
     """An update is about to overwrite the event: if Outlook changed it too since the last sync, resolve."""
     if seen is None:
         return Record("the event was deleted in Outlook; the Outlook side cancels the loan")
-    if seen.fingerprint == link.outlook_hash:
-        return action
+    own = link.pending_of("event_update")
+    if seen.fingerprint == link.outlook_hash or (own is not None and seen.fingerprint == own.outlook_hash):
+        return action  # unchanged since the last sync, or showing the bridge's own unconfirmed write
     outlook_at = seen.last_modified or datetime.min.replace(tzinfo=loan.updated_at.tzinfo)
     winner = resolve_conflict(outlook_at, loan.updated_at)
     text = (f"both sides changed since the last sync: Outlook at {outlook_at.isoformat()}, booking system at "

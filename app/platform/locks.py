@@ -36,6 +36,11 @@ class LockLost(LockTimeout):
     """A held lock expired or passed to someone else: the work done under it must be done again."""
 
 
+class WriteInFlight(LockTimeout):
+    """Another job's write to this meeting is in flight (recorded before it was sent, not yet confirmed): wait for it
+    and retry, as for a busy lock (the failure policy counts it as a wait, not a failure)."""
+
+
 class Held:
     """What `hold()` yields: `check()` raises `LockLost` once the lock is known to be lost."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -25,17 +26,19 @@ from app.core.actions import (
     EventAction,
     Nothing,
     Record,
+    Refusal,
     Refuse,
     ReleaseRooms,
     ReplaceEvent,
     UpdateEvent,
 )
-from app.core.booking_rules import ImportedRoom, desired_event, organiser_copy_fingerprint, synced
+from app.core.booking_rules import ImportedRoom, desired_event, loan_rooms, organiser_copy_fingerprint, synced
 from app.core.conflict import OutlookSeen, settle_conflict
-from app.core.contract import Loan
+from app.core.contract import ACTIVE_STATUSES, Loan
 from app.core.decide import decide_loan_change
 from app.core.desired import DesiredEvent
-from app.core.link import LinkState, RoomCopy
+from app.core.graph import EventWrite
+from app.core.link import LinkState, Pending, RoomCopy
 from app.core.outlook_rules import holds_live_copy
 from app.core.policy import Policy
 from app.platform.db import session_scope
@@ -82,10 +85,63 @@ def process_loan(rt: Runtime, integration_id: str, loan_id: str) -> None:
             # Read before the lock, while the Outlook side was writing a newer version: read again.
             loan = rt.booking(integration).get_loan(loan_id)
         desired = desired_event(loan, policy, rooms)
+        link = _settle_loan_update(rt, integration.id, loan, rooms, link)
+        if link is not None and link.pending_of("event_create") is not None:
+            done, link = _finish_create(rt, integration, policy, loan, link, desired)
+            if done:
+                return
         action = decide_loan_change(loan, link, desired, policy, datetime.now(UTC))
         if isinstance(action, UpdateEvent) and link is not None:
             action = settle_conflict(action, link, loan, _seen(rt, integration, policy, rooms, link))
         _apply(rt, integration, policy, loan, link, action)
+
+
+def placeholder_uid(loan_id: str) -> str:
+    """The link key of a loan whose event is being created (its iCalUId is known once Graph answers)."""
+    return f"roombridge-creating:{loan_id}"
+
+
+def _settle_loan_update(rt: Runtime, integration_id: str, loan: Loan, rooms: list[ImportedRoom],
+                        link: LinkState | None) -> LinkState | None:
+    """A loan PATCH the Outlook side recorded and did not confirm (its job killed after the write): if the loan holds
+    it, this version is the bridge's own write, not a change made in the booking system."""
+    pending = link.pending_of("loan_update") if link is not None else None
+    if link is None or pending is None or pending.synced is None:
+        return link
+    emails = tuple(r.email for r in loan_rooms(loan, rooms))
+    landed = loan.status in ACTIVE_STATUSES and pending.synced.holds(loan.start, loan.end, emails)
+    return state.save(rt.engine, integration_id, link.pending_adopted() if landed else link.without_pending())
+
+
+def _finish_create(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, link: LinkState,
+                   desired: DesiredEvent | Refusal) -> tuple[bool, LinkState | None]:
+    """An event create recorded and never confirmed (`PendingKind` event_create): Graph may hold the event already.
+
+    Still wanted: the create is sent again (its `transactionId` makes Graph answer with the first event) and recorded.
+    No longer wanted as it was (the loan closed, its organiser changed): the event that create may have made is
+    fetched the same way and deleted. Returns whether the loan is done with, and else the link to decide from."""
+    pending = link.pending
+    assert pending is not None and pending.transaction_id is not None
+    now = datetime.now(UTC)
+    if (isinstance(desired, DesiredEvent) and desired.organizer == pending.organizer
+            and loan.status in ACTIVE_STATUSES and desired.end > now):
+        action: EventAction = (ReplaceEvent(desired, link.organizer_email, link.organizer_event_id)
+                               if link.organizer_email and link.organizer_event_id else CreateEvent(desired))
+        _apply(rt, integration, policy, loan, link, action)
+        return True, None
+    graph = rt.graph(integration)
+    organizer = pending.organizer or ""
+    probe = EventWrite("", "", loan.start, loan.end, (), "free", pending.transaction_id)
+    made = rt.graph_call(organizer, graph.create_event(organizer, probe))
+    try:
+        rt.graph_call(organizer, graph.delete_event(organizer, made.id))
+    except GraphNotFound:
+        pass
+    if link.ical_uid == placeholder_uid(loan.id):
+        state.forget(rt.engine, integration.id, link)
+        return False, None
+    # A re-create for another organiser: the old event's link decides again (delete it, or create for the new one).
+    return False, state.save(rt.engine, integration.id, replace(link.without_pending(), status="active"))
 
 
 def _outlook_ref(loan: Loan) -> str | None:
@@ -127,6 +183,8 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
     graph = rt.graph(integration)
     if isinstance(action, Nothing):
         log.debug("nothing to do", loan_id=loan.id, why=action.why)
+        if link is not None and link.pending_of("event_update") is not None:
+            state.save(rt.engine, integration.id, link.without_pending())
         return
     if isinstance(action, Refuse):
         r = action.refusal
@@ -134,20 +192,29 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
                    Note(DIRECTION, "skip" if r.status == "skipped" else "refuse", r.status, r.message, r.rule),
                    loan_id=loan.id)
         return
-    if isinstance(action, CreateEvent):
+    if isinstance(action, CreateEvent | ReplaceEvent):
         d = action.desired
+        # Recorded first: the room copies of a create whose job is killed before the link knows the event must not
+        # look like a new meeting to the Outlook side (a second loan). See `PendingKind`.
+        intent = state.save(rt.engine, integration.id, (
+            link or LinkState(placeholder_uid(loan.id), "booking", loan_id=loan.id)).creating_event(
+            Pending("event_create", datetime.now(UTC), transaction_id=d.transaction_id, organizer=d.organizer)))
+        if isinstance(action, ReplaceEvent):
+            try:
+                rt.graph_call(action.old_organizer, graph.delete_event(action.old_organizer, action.old_event_id))
+            except GraphNotFound:
+                pass  # deleted by an earlier attempt of this job
         event = rt.graph_call(d.organizer, graph.create_event(d.organizer, d.write()))
-        _record_event(rt, integration, policy, loan, None, d, event.ical_uid, event.id, "create")
+        _record_event(rt, integration, policy, loan, intent, d, event.ical_uid, event.id,
+                      "create" if isinstance(action, CreateEvent) else "update")
         return
     assert link is not None
-    if isinstance(action, ReplaceEvent):
-        rt.graph_call(action.old_organizer, graph.delete_event(action.old_organizer, action.old_event_id))
-        d = action.desired
-        event = rt.graph_call(d.organizer, graph.create_event(d.organizer, d.write()))
-        _record_event(rt, integration, policy, loan, link, d, event.ical_uid, event.id, "update")
-        return
     if isinstance(action, UpdateEvent):
         d = action.desired
+        # Recorded first: a job killed after the PATCH must not leave its own write looking like the organiser's.
+        state.save(rt.engine, integration.id, link.writing(Pending(
+            "event_update", datetime.now(UTC), synced=synced(loan, d),
+            outlook_hash=d.outlook_fingerprint(link.ical_uid, policy.block_minutes), version=loan.version)))
         try:
             rt.graph_call(d.organizer, graph.patch_event(d.organizer, action.event_id, d.write()))
         except GraphNotFound:

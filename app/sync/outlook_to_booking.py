@@ -16,15 +16,24 @@ from typing import Final
 from app.adapters.booking.client import BookingConflict
 from app.core.actions import CancelLoan, CreateLoan, LoanAction, Nothing, Refusal, Refuse, UpdateLoan
 from app.core.conflict import resolve_conflict
-from app.core.contract import Loan, LoanCreate, LoanItemRef, LoanPatch, Origin
+from app.core.contract import ACTIVE_STATUSES, Loan, LoanCreate, LoanItemRef, LoanPatch, Origin
 from app.core.contract import Requester as BookingRequester
 from app.core.decide import decide_outlook_change
 from app.core.desired import Requester
 from app.core.graph import OutlookEvent
-from app.core.link import LinkState, RoomCopy, Synced
-from app.core.outlook_rules import DesiredLoan, Outcome, apply_availability, evaluate, holds_live_copy, room_left
+from app.core.link import LinkState, Pending, RoomCopy, Synced
+from app.core.outlook_rules import (
+    DesiredLoan,
+    Gone,
+    Outcome,
+    apply_availability,
+    evaluate,
+    holds_live_copy,
+    room_left,
+)
 from app.core.policy import Policy
 from app.platform.db import session_scope
+from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room
 from app.sync import state
@@ -34,6 +43,9 @@ from app.sync.runtime import Runtime
 from app.sync.state import Note
 
 DIRECTION: Final = "outlook_to_booking"
+# A write recorded before it was sent and still unconfirmed after this long lost its job for good (a killed job is
+# retried within minutes): it is no longer waited for.
+PENDING_GRACE: Final = timedelta(minutes=10)
 log = get_logger("roombridge.outlook_to_booking")
 
 
@@ -84,7 +96,9 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
             handle_event(rt, integration, policy, room, occurrence, read_at)
         return
     with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
-        link = _recover_create(rt, integration, state.by_meeting(rt.engine, integration.id, event.ical_uid))
+        link = _recover(rt, integration, state.by_meeting(rt.engine, integration.id, event.ical_uid))
+        if link is None:
+            _check_own_create(rt, integration, event)
         if link is not None and link.changed_since(read_at):
             # Read before the bridge's own last write of this meeting (e.g. the booking side moved its event while
             # this job waited for the lock): believing the old read would write the old state back. Read again.
@@ -97,8 +111,9 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
 
 
 def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent,
-                   link: LinkState | None) -> None:
-    """`event` (read as the room's e-mail: the rules need to know whose copy this is) under the meeting's lock."""
+                   link: LinkState | None, leaving: str | None = None) -> None:
+    """`event` (read as the room's e-mail: the rules need to know whose copy this is) under the meeting's lock.
+    `leaving`: a room whose copy is no longer live (known to the link), to drop at the same time."""
     if not holds_live_copy(event):
         _room_left_locked(rt, integration, policy, room, link, event.ical_uid, event)
         return
@@ -109,7 +124,7 @@ def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: 
     live = (link.rooms_other_than(room.id) if link else set()) | {room.email}
     outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC))
     outcome = _check_availability(rt, integration, outcome, rooms, link)
-    _apply(rt, integration, rooms, link, event.ical_uid, outcome, copy, event.last_modified)
+    _apply(rt, integration, rooms, link, event.ical_uid, outcome, copy, event.last_modified, leaving)
 
 
 def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
@@ -118,7 +133,7 @@ def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) 
     if found is None:
         return
     with rt.locks.hold(f"meeting:{integration.id}:{found.ical_uid}"):
-        link = _recover_create(rt, integration, state.by_meeting(rt.engine, integration.id, found.ical_uid))
+        link = _recover(rt, integration, state.by_meeting(rt.engine, integration.id, found.ical_uid))
         _room_left_locked(rt, integration, policy_of(integration), room, link, found.ical_uid, None)
 
 
@@ -137,7 +152,38 @@ def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, roo
         outcome = room_left(link, room.id, room.email, rooms, policy.block_minutes)
         if outcome is None:
             return  # not one of the loan's rooms (e.g. the bridge already took it off)
+        if isinstance(outcome, Gone) and link.live_loan is not None:
+            other = _other_live_copy(rt, integration, rooms, link, room, event)
+            if other is not None:
+                # The organiser swapped rooms in one edit and this copy's news came first: the meeting goes on in
+                # a room whose copy the bridge has not seen yet. Its live copy decides, this room is dropped.
+                other_room, other_event = other
+                _handle_locked(rt, integration, policy, other_room, replace(other_event, mailbox=other_room.email),
+                               link.without_copy(room.id), leaving=room.id)
+                return
     _apply(rt, integration, rooms, link, ical_uid, outcome, None, None, leaving=room.id)
+
+
+def _other_live_copy(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: LinkState, room: Room,
+                     event: OutlookEvent | None) -> tuple[Room, OutlookEvent] | None:
+    """When the last room the link knows leaves a meeting: a live copy of that meeting in another imported room, found
+    through the organiser's copy (its attendees), or None if the meeting holds no other room (it is gone)."""
+    organizer = (event.organizer_email if event is not None else None) or link.organizer_email or (
+        link.synced.requester_email if link.synced is not None else None)
+    if not organizer or organizer.lower() in rooms:
+        return None
+    graph = rt.graph(integration)
+    original = rt.graph_call(organizer, graph.find_event_by_ical_uid(organizer, link.ical_uid))
+    if original is None or original.is_cancelled:
+        return None
+    for attendee in original.attendees:
+        other = rooms.get(attendee.email)
+        if other is None or other.id == room.id or attendee.response == "declined":
+            continue
+        copy = rt.graph_call(other.mailbox_id, graph.find_event_by_ical_uid(other.mailbox_id, link.ical_uid))
+        if copy is not None and holds_live_copy(copy):
+            return other, copy
+    return None
 
 
 def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEvent) -> str:
@@ -233,7 +279,64 @@ def _create_loan(rt: Runtime, integration: Integration, link: LinkState | None, 
     return stored, rt.booking(integration).create_loan(_loan_create(d, integration, rooms), key)
 
 
-def _recover_create(rt: Runtime, integration: Integration, link: LinkState | None) -> LinkState | None:
+def _recover(rt: Runtime, integration: Integration, link: LinkState | None) -> LinkState | None:
+    """Settle a write recorded before it was sent and never confirmed (`LinkState.pending`, `creating`) before
+    anything else is decided for this meeting; or wait for the booking side's job that is still writing its event."""
+    if link is None:
+        return None
+    if link.pending_create is not None:
+        return _recover_create(rt, integration, link)
+    pending = link.pending
+    if pending is None:
+        return link
+    if pending.stale(datetime.now(UTC), PENDING_GRACE):
+        log.warning("unconfirmed write abandoned", ical_uid=link.ical_uid, kind=pending.kind)
+        return state.save(rt.engine, integration.id, replace(link.without_pending(),
+                          status="active" if link.status == "creating" else link.status))
+    if pending.kind in ("event_update", "event_create"):
+        # The booking side is writing this meeting's event: until its job records the write, a copy showing the old
+        # state (or the cancelled copy of a room it took off) is not the organiser's change. Its job is retried.
+        raise WriteInFlight(f"the event of loan {link.loan_id} is being written")
+    return _recover_update(rt, integration, link, pending)
+
+
+def _recover_update(rt: Runtime, integration: Integration, link: LinkState, pending: Pending) -> LinkState | None:
+    """A loan PATCH recorded before it was sent: if the loan holds it now, it is the bridge's own write (not a change
+    made in the booking system); otherwise it never landed, and the change is decided again."""
+    if link.live_loan is None or pending.synced is None:
+        return state.save(rt.engine, integration.id, link.without_pending())
+    loan = rt.booking(integration).get_loan(link.live_loan)
+    if loan.status in ACTIVE_STATUSES and pending.synced.holds(loan.start, loan.end, _loan_rooms(rt, integration.id,
+                                                                                               loan)):
+        assert pending.outlook_hash is not None
+        adopted = link.loan_written(loan.id, loan.version, loan.updated_at, pending.outlook_hash, pending.synced)
+        return state.save(rt.engine, integration.id, adopted)
+    return state.save(rt.engine, integration.id, link.without_pending())
+
+
+def _loan_rooms(rt: Runtime, integration_id: str, loan: Loan) -> tuple[str, ...]:
+    """The e-mails of the imported rooms a loan holds, sorted."""
+    by_place = {r.place_id: email for email, r in _active_rooms(rt, integration_id).items()}
+    return tuple(sorted({by_place[i.id] for i in loan.items if i.kind == "place" and i.id in by_place}))
+
+
+def _check_own_create(rt: Runtime, integration: Integration, event: OutlookEvent) -> None:
+    """A meeting with no link may be the event of a loan the booking side is creating (its job killed after Graph
+    created it, or still running): its room copies must not make a second loan. Recognised by the create's
+    `transactionId` on the organiser's copy; read only while such a create is unconfirmed."""
+    organizer = (event.organizer_email or "").lower()
+    now = datetime.now(UTC)
+    creating = [p for link in state.pending_event_creates(rt.engine, integration.id, organizer)
+                if (p := link.pending) is not None and not p.stale(now, PENDING_GRACE)]
+    if not creating:
+        return
+    graph = rt.graph(integration)
+    original = rt.graph_call(organizer, graph.find_event_by_ical_uid(organizer, event.ical_uid))
+    if original is not None and original.transaction_id in {p.transaction_id for p in creating}:
+        raise WriteInFlight(f"the event {event.ical_uid} is being created from a loan")
+
+
+def _recover_create(rt: Runtime, integration: Integration, link: LinkState) -> LinkState | None:
     """A create recorded (`LinkState.creating`) but never confirmed may have created the loan before its job died:
     replay its exact body under the same Idempotency-Key (the booking system answers with that loan, or creates it
     now) and link the loan before anything else is decided. Otherwise the bridge's own loan holds the rooms (rule 4
@@ -242,8 +345,8 @@ def _recover_create(rt: Runtime, integration: Integration, link: LinkState | Non
     The replay is refused when one of its rooms is taken now: then the earlier attempt never created the loan (the
     key is still free) and the link stays as it is; so it does when a room is no longer imported.
     """
-    earlier = link.pending_create if link is not None else None
-    if link is None or earlier is None:
+    earlier = link.pending_create
+    if earlier is None:
         return link
     rooms = _active_rooms(rt, integration.id)
     if not all(r in rooms for r in earlier.rooms):
@@ -297,6 +400,10 @@ def _update_loan(rt: Runtime, integration: Integration, link: LinkState, action:
     requester = None if link.origin == "booking" else BookingRequester(email=d.requester.email, name=d.requester.name)
     patch = LoanPatch(requester=requester, start=d.start, end=d.end,
                       items=_items(d, rooms))
+    # Recorded first: a job killed after the PATCH landed must not take it for a change made in the booking system.
+    state.save(rt.engine, integration.id, link.writing(Pending(
+        "loan_update", datetime.now(UTC), synced=Synced(d.requester.email, d.requester.name, d.start, d.end, d.rooms),
+        outlook_hash=d.fingerprint())))
     try:
         return booking.patch_loan(action.loan_id, patch, if_match=link.booking_version)
     except BookingConflict as e:
@@ -311,6 +418,7 @@ def _update_loan(rt: Runtime, integration: Integration, link: LinkState, action:
                     f"{now_loan.updated_at.isoformat()}: {winner} wins"),
                ical_uid=d.ical_uid, loan_id=now_loan.id)
     if winner == "booking":
+        state.save(rt.engine, integration.id, link.without_pending())
         return None
     return booking.patch_loan(action.loan_id, patch)
 

@@ -5,10 +5,13 @@ events, expired subscriptions, rooms Graph refused to subscribe) and costs one d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from app.adapters.graph.errors import GraphGone
 from app.platform.db import session_scope
+from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room, utcnow
 from app.sync import booking_to_outlook, journal
@@ -56,15 +59,17 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
     window_start = room.delta_window_start if link is not None else start
 
     for event in changed:
-        handle_event(rt, integration, policy, room, event, read_at)
+        with _unless_in_flight(room.email, event.id):
+            handle_event(rt, integration, policy, room, event, read_at)
     for event_id in removed:
         # `@removed` also reports items that merely left the window (SPEC case 15): re-read before believing it.
         found_at = datetime.now(UTC)
         found = rt.graph_call(room.mailbox_id, graph.get_event(room.mailbox_id, event_id))
-        if found is None:
-            copy_gone(rt, integration, room, event_id)
-        else:
-            handle_event(rt, integration, policy, room, found, found_at)
+        with _unless_in_flight(room.email, event_id):
+            if found is None:
+                copy_gone(rt, integration, room, event_id)
+            else:
+                handle_event(rt, integration, policy, room, found, found_at)
 
     with session_scope(rt.engine) as s:
         row = s.get(Room, room_id)
@@ -74,6 +79,16 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
         if link is None:
             journal.record(s, integration.id, "reconcile", "reconcile", "ok",
                            f"{room.email}: full sync of the window, {len(changed)} events, {len(removed)} removed")
+
+
+@contextmanager
+def _unless_in_flight(room: str, event_id: str) -> Iterator[None]:
+    """An event the booking side is writing right now is left to that job (it records the meeting when its write is
+    done): the rest of the pass goes on."""
+    try:
+        yield
+    except WriteInFlight as e:
+        log.info("left to the job writing it", room=room, event_id=event_id, why=str(e))
 
 
 # Loans changed a little before the cursor are read again: the booking system's clock is not ours.

@@ -12,7 +12,7 @@ from typing import Literal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from app.core.link import LinkState, RoomCopy, Synced
+from app.core.link import LinkState, Pending, RoomCopy, Synced
 from app.platform.db import session_scope
 from app.platform.models import EventCopy, Link, Room, utcnow
 from app.sync import journal
@@ -58,6 +58,15 @@ def by_copy(engine: Engine, room_id: str, event_id: str) -> LinkState | None:
         return _state(s, row) if row else None
 
 
+def pending_event_creates(engine: Engine, integration_id: str, organizer: str) -> list[LinkState]:
+    """Links of loans whose event `organizer` is creating (`Pending` kind `event_create`), not yet confirmed."""
+    with session_scope(engine) as s:
+        rows = s.exec(select(Link).where(Link.integration_id == integration_id, Link.state == "creating",
+                                         Link.origin == "booking")).all()
+        found = [_state(s, row) for row in rows]
+    return [link for link in found if (p := link.pending_of("event_create")) is not None and p.organizer == organizer]
+
+
 def _state(s: Session, row: Link) -> LinkState:
     copies = s.exec(select(EventCopy, Room.email).join(Room, col(Room.id) == EventCopy.room_id)
                     .where(EventCopy.link_id == row.id)).all()
@@ -79,6 +88,7 @@ def _state(s: Session, row: Link) -> LinkState:
         copies=tuple(sorted((RoomCopy(c.room_id, email, c.event_id, c.change_key) for c, email in copies),
                             key=lambda c: c.room_email)),
         updated_at=_aware(row.updated_at),
+        pending=Pending.from_json((row.synced or {}).get("pending")),
     )
 
 
@@ -106,6 +116,16 @@ def save(engine: Engine, integration_id: str, link: LinkState | None, note: Note
         return _state(s, stored) if stored is not None else None
 
 
+def forget(engine: Engine, integration_id: str, link: LinkState) -> None:
+    """Delete a link and its copies (a create's placeholder that came to nothing)."""
+    with session_scope(engine) as s:
+        row = s.get(Link, link.id) if link.id else None
+        if row is not None and row.integration_id == integration_id:
+            for copy in s.exec(select(EventCopy).where(EventCopy.link_id == row.id)).all():
+                s.delete(copy)
+            s.delete(row)
+
+
 def _write_link(s: Session, integration_id: str, link: LinkState) -> Link:
     row = s.get(Link, link.id) if link.id else None
     if row is None:
@@ -117,7 +137,9 @@ def _write_link(s: Session, integration_id: str, link: LinkState) -> Link:
     row.state = link.status
     row.organizer_email = link.organizer_email
     row.organizer_event_id = link.organizer_event_id
-    row.synced = link.synced.as_json() if link.synced is not None else {}
+    # The JSON column holds what was last synced and the write-ahead record of a write in flight (if any).
+    row.synced = {**(link.synced.as_json() if link.synced is not None else {}),
+                  **({"pending": link.pending.as_json()} if link.pending is not None else {})}
     row.outlook_hash = link.outlook_hash
     row.outlook_change_key = link.outlook_change_key
     row.outlook_modified_at = link.outlook_modified_at

@@ -21,6 +21,7 @@ from app.adapters.booking.client import BookingUnavailable
 from app.adapters.graph.errors import GraphThrottled
 from app.core.contract import PlaceUpsert, Requester
 from app.platform.db import make_engine, session_scope
+from app.platform.locks import WriteInFlight
 from app.platform.migrate import upgrade
 from app.platform.models import Integration, JournalEntry, Link, Room
 from app.sync import booking_to_outlook, outlook_to_booking, reconcile
@@ -31,7 +32,7 @@ from tests.twins.clock import TwinClock
 from tests.twins.faults import JobKilled
 from tests.twins.graph import DOMAIN, GraphTwin
 
-TRANSIENT = (GraphThrottled, BookingUnavailable, JobKilled)
+TRANSIENT = (GraphThrottled, BookingUnavailable, JobKilled, WriteInFlight)
 MAX_ATTEMPTS = 20
 ROOMS = [("atlas", "Atlas"), ("boreal", "Boreal"), ("cirrus", "Cirrus"), ("dune", "Dune")]
 USERS = [("alice", "Alice Martin"), ("bob", "Bob Durand"), ("accueil", "Accueil Contoso")]
