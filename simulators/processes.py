@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from simulators.sandbox import Sandbox
+from simulators.sandbox import GraphHost, Sandbox
 from simulators.server import free_port
 
 T = TypeVar("T")
@@ -54,11 +54,11 @@ class Bridge:
 
 
 @contextmanager
-def run_bridge(sandbox: Sandbox, tmp_path: Path, database_url: str, redis_url: str | None = None,
+def run_bridge(sandbox: Sandbox | GraphHost, tmp_path: Path, database_url: str, redis_url: str | None = None,
                workers: int = 1, admin_token: str = DEFAULT_ADMIN_TOKEN, secret_key: str = DEFAULT_SECRET_KEY,
                extra_env: dict[str, str] | None = None) -> Iterator[Bridge]:
     """The schema migrated (as `roombridge migrate` would), then `serve` (+ `worker` ×`workers` on Redis) as
-    subprocesses; logs go to `tmp_path`."""
+    subprocesses; logs go to `tmp_path`. Given a `GraphHost`, the bridge reaches every sandbox started on it."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))},

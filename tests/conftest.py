@@ -7,6 +7,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -39,16 +40,25 @@ def pg_server() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def fresh_pg_database(pg_server: str) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped on the way out."""
     name = f"rb_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = pg_server.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with fresh_pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture
@@ -65,16 +75,25 @@ def redis_server() -> str:
     return REDIS_TEST_URL
 
 
+@contextmanager
+def redis_namespace(redis_server: str) -> Iterator[str]:
+    """A REDIS_NAMESPACE of its own, its keys deleted on the way out."""
+    namespace = f"rbtest-{uuid.uuid4().hex[:10]}"
+    try:
+        yield namespace
+    finally:
+        client = redis.Redis.from_url(redis_server)
+        for key in client.scan_iter(f"{namespace}*"):
+            client.delete(key)
+
+
 @pytest.fixture
 def redis_url(redis_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Redis for one test, under a namespace of its own (REDIS_NAMESPACE, inherited by the bridge processes it
     starts), so that tests, benchmarks and developers sharing the machine's Redis never consume each other's jobs."""
-    namespace = f"rbtest-{uuid.uuid4().hex[:10]}"
-    monkeypatch.setenv("REDIS_NAMESPACE", namespace)
-    yield redis_server
-    client = redis.Redis.from_url(redis_server)
-    for key in client.scan_iter(f"{namespace}*"):
-        client.delete(key)
+    with redis_namespace(redis_server) as namespace:
+        monkeypatch.setenv("REDIS_NAMESPACE", namespace)
+        yield redis_server
 
 
 def make_settings(database_url: str, redis_url: str | None = None, **extra: object) -> Settings:

@@ -1,14 +1,40 @@
-"""A bridge (real processes) on each stack, an integration set up against a fresh sandbox."""
+"""Bridges (real processes) shared by the tests of one pytest process, and per test an integration of its own.
+
+Starting a bridge costs seconds of CPU (interpreters importing msgraph-sdk, a migrated database), more than most tests
+take. So each pytest process keeps one bridge per kind for its whole session, started when a test first needs it:
+the embedded default (SQLite, one `serve`), and PostgreSQL + Redis with one or two `worker` processes. Their Graph is
+one `GraphHost`, which serves a tenant per test: every test gets a `Sandbox` of its own (its tenant, rooms,
+subscriptions, notification faults and counters; its booking system on its own port) and an integration of its own
+on the shared bridge, deleted afterwards. The simulators' counters and the integration's links and journal are thus
+the test's alone, as with a bridge of its own. Tests that start, stop or kill processes still run their own bridge
+(`run_bridge`: the first path, case 13).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from simulators.sandbox import Sandbox
-from tests.e2e.harness import WAIT, Bridge, run_bridge, wait_for
+from simulators.sandbox import GraphHost, Sandbox
+from tests.e2e.harness import Bridge, Bridges, integration_on
+
+
+@pytest.fixture(scope="session")
+def graph_host() -> Iterator[GraphHost]:
+    with GraphHost() as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
+def bridges(graph_host: GraphHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridges]:
+    shared = Bridges(graph_host, tmp_path_factory)
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 @dataclass
@@ -35,25 +61,13 @@ class Setup:
         self.sandbox.settle()
 
 
-def start_integration(sandbox: Sandbox, bridge: Bridge, **overrides: Any) -> dict[str, Any]:
-    r = bridge.api("POST", "/api/integrations", json=sandbox.integration(**overrides))
-    assert r.status_code == 201, r.text
-    integration = r.json()
-    wait_for(lambda: len(bridge.api("GET", f"/api/integrations/{integration['id']}/subscriptions")
-                     .json()["items"]) == 2, WAIT, "two subscriptions")
-    return integration
-
-
 @pytest.fixture(params=["embedded", "postgres+redis"])
-def setup(request, tmp_path):
-    with Sandbox.start() as sandbox:
-        if request.param == "embedded":
-            ctx = run_bridge(sandbox, tmp_path, f"sqlite:///{tmp_path / 'roombridge.db'}")
-        else:
-            ctx = run_bridge(sandbox, tmp_path, request.getfixturevalue("pg_url"),
-                             request.getfixturevalue("redis_url"), workers=2)
-        with ctx as bridge:
-            yield Setup(sandbox, bridge, start_integration(sandbox, bridge))
+def setup(request, bridges: Bridges, graph_host: GraphHost) -> Iterator[Setup]:
+    """An integration of a fresh sandbox, on the shared embedded bridge, and on the shared PostgreSQL + Redis bridge
+    with two worker processes."""
+    shared = bridges.get(request, request.param, workers=1 if request.param == "embedded" else 2)
+    with Sandbox.start(host=graph_host) as sandbox, integration_on(shared, sandbox) as integration:
+        yield Setup(sandbox, shared.bridge, integration)
 
 
 # The behaviour of the sync flows is tested in-process against the twins (tests/flows, tests/test_convergence.py), on

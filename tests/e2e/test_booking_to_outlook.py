@@ -136,10 +136,10 @@ def test_event_already_deleted_counts_as_done(stack: TwoWay) -> None:
     assert any(e["action"] == "cancel" and e["loan_id"] == loan.id for e in tw.journal(status="ok"))
 
 
-def test_direction_outlook_to_booking_ignores_the_booking_side(tmp_path) -> None:
+def test_direction_outlook_to_booking_ignores_the_booking_side(request) -> None:
     from tests.e2e.two_way import two_way
 
-    with two_way(tmp_path, f"sqlite:///{tmp_path / 'rb.db'}", direction="outlook_to_booking") as tw:
+    with two_way(request, "embedded", direction="outlook_to_booking") as tw:
         tw.sandbox.booking.create_loan(ALICE, *slot(hour=9), places=[JUPITER])
         tw.quiesce()
         assert tw.organiser_events("alice@contoso.com") == []

@@ -1,5 +1,5 @@
-"""A bridge wired both ways to the sandbox: integration created, rooms imported and subscribed, reverse hooks aimed at
-the bridge. Shared by the booking → Outlook, echo and conflict end-to-end tests."""
+"""A sandbox wired both ways to a (shared) bridge: integration created, rooms imported and subscribed, reverse hooks
+aimed at the bridge. Used by the booking → Outlook, echo and conflict end-to-end tests."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simulators.sandbox import Sandbox
-from tests.e2e.harness import WAIT, Bridge, run_bridge, wait_for
+from tests.e2e.harness import WAIT, Bridge, Bridges, SharedBridge, integration_on, wait_for
 
 JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
 ALICE = {"email": "alice@contoso.com", "name": "Alice Martin"}
@@ -43,13 +42,10 @@ class TwoWay:
 
 
 @contextmanager
-def two_way(tmp_path: Path, database_url: str, redis_url: str | None = None, **settings: Any) -> Iterator[TwoWay]:
-    with Sandbox.start() as sandbox, run_bridge(sandbox, tmp_path, database_url, redis_url) as bridge:
-        r = bridge.api("POST", "/api/integrations", json=sandbox.integration(**settings))
-        assert r.status_code == 201, r.text
-        integration = r.json()
-        wait_for(lambda: len(bridge.api("GET", f"/api/integrations/{integration['id']}/subscriptions")
-                             .json()["items"]) == 2, WAIT, "two subscriptions")
+def wired(shared: SharedBridge, sandbox: Sandbox, **settings: Any) -> Iterator[TwoWay]:
+    """`sandbox` wired both ways to the shared bridge, through an integration of its own."""
+    bridge = shared.bridge
+    with integration_on(shared, sandbox, **settings) as integration:
         wait_for(lambda: all(p.id for p in sandbox.booking.places.values()) and len(sandbox.booking.places) == 2,
                  WAIT, "places")
         sandbox.booking.set_hook_target(f"{bridge.base_url}/hooks/booking/{integration['id']}",
@@ -57,15 +53,20 @@ def two_way(tmp_path: Path, database_url: str, redis_url: str | None = None, **s
         yield TwoWay(sandbox, bridge, integration["id"], integration["hook_secret"])
 
 
+@contextmanager
+def two_way(request: pytest.FixtureRequest, stack: str, **settings: Any) -> Iterator[TwoWay]:
+    """A fresh sandbox wired both ways to the shared bridge of `stack` (PostgreSQL + Redis: one worker process)."""
+    bridges: Bridges = request.getfixturevalue("bridges")
+    with Sandbox.start(host=request.getfixturevalue("graph_host")) as sandbox, \
+            wired(bridges.get(request, stack), sandbox, **settings) as tw:
+        yield tw
+
+
 @pytest.fixture(params=["embedded", "postgres+redis"], name="stack")
-def stack_fixture(request, tmp_path) -> Iterator[TwoWay]:
+def stack_fixture(request: pytest.FixtureRequest) -> Iterator[TwoWay]:
     """A `TwoWay` on the embedded default, and on PostgreSQL + Redis with a separate worker process."""
-    if request.param == "embedded":
-        with two_way(tmp_path, f"sqlite:///{tmp_path / 'roombridge.db'}") as tw:
-            yield tw
-    else:
-        with two_way(tmp_path, request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")) as tw:
-            yield tw
+    with two_way(request, request.param) as tw:
+        yield tw
 
 
 def slot(days: int = 1, hour: int = 9, minutes: int = 60, minute: int = 0) -> tuple[datetime, datetime]:
