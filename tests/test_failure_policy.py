@@ -21,7 +21,7 @@ from app.platform.locks import LockLost
 from app.platform.migrate import upgrade
 from app.platform.models import Integration, JournalEntry, Room, Subscription
 from app.platform.throttle import MailboxBusy
-from app.sync import reconcile, runtime, subscriptions
+from app.sync import journal, reconcile, runtime, subscriptions
 from app.sync.runtime import Runtime
 from app.workers import actors, failures
 from app.workers.broker import bind, make_broker, start_worker
@@ -176,9 +176,27 @@ def test_a_booking_outage_is_journaled_once_per_change(make_stack) -> None:
     stack.start()
     job.send(stack.integration.id)
     assert done.wait(60), stack.runs
-    [entry] = stack.journal()
-    assert entry.action == "wait" and entry.status == "error" and entry.direction == "outlook_to_booking"
-    assert "the change waits and is retried" in entry.message
+    # The change went through at its fifth run: the entry no longer lists as an open error (issue 8, point 4).
+    [entry] = wait_for(lambda: [e for e in stack.journal() if e.status == journal.RESOLVED], 30,
+                       "the outage entry marked resolved")
+    assert len(stack.journal()) == 1
+    assert entry.action == "wait" and entry.direction == "outlook_to_booking"
+    assert "the change waits and is retried" in entry.message and "the job went through at run 5" in entry.message
+
+
+def test_a_change_that_goes_through_resolves_the_errors_of_that_change_only(make_stack) -> None:
+    stack = make_stack()
+    with Session(stack.rt.engine) as s:
+        journal.record(s, stack.integration.id, "outlook_to_booking", "gave_up", "error", "x", ical_uid="uid-1")
+        journal.record(s, stack.integration.id, "booking_to_outlook", "gave_up", "error", "y", loan_id="loan-1")
+        journal.record(s, stack.integration.id, "outlook_to_booking", "gave_up", "error", "z", ical_uid="uid-2")
+        s.commit()
+    with Session(stack.rt.engine) as s:
+        journal.record(s, stack.integration.id, "outlook_to_booking", "create", "ok", "done", ical_uid="uid-1",
+                       loan_id="loan-1")
+        s.commit()
+    status = {e.message.split(" ")[0]: e.status for e in stack.journal() if e.action == "gave_up"}
+    assert status == {"x": journal.RESOLVED, "y": journal.RESOLVED, "z": "error"}
 
 
 @pytest.mark.parametrize("job", ["renew_subscription", "handle_lifecycle", "reconcile_room", "ensure_subscription"])

@@ -99,6 +99,8 @@ class FailurePolicy(Middleware):
     def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None,
                               exception: BaseException | None = None) -> None:
         if exception is None:
+            if message.options.get("journaled"):
+                self._resolve(message)
             return
         actor = broker.get_actor(message.actor_name)
         options = message.options
@@ -163,11 +165,23 @@ class FailurePolicy(Middleware):
                               action=action, detail=text)
                     return
                 loan_id = args.get("loan_id")
-                journal.record(s, integration_id, direction, action, "error", text,
-                               loan_id=loan_id if isinstance(loan_id, str) else None)
+                entry = journal.record(s, integration_id, direction, action, "error", text,
+                                       loan_id=loan_id if isinstance(loan_id, str) else None)
+                s.flush()
+                # Remembered with the message: when a later run goes through, the entry says it was resolved.
+                message.options["journaled"] = [*message.options.get("journaled", []), entry.id]
         except Exception as e:  # noqa: BLE001 - the policy must decide the message's fate even without a journal
             log.error("job failure could not be journaled", job=actor.actor_name, action=action, detail=text,
                       error=describe(e))
+
+
+    def _resolve(self, message: MessageProxy) -> None:
+        runs = message.options.get("retries", 0) + message.options.get("waits", 0) + 1
+        try:
+            with session_scope(current().engine) as s:
+                journal.resolve(s, message.options["journaled"], f"the job went through at run {runs}")
+        except Exception as e:  # noqa: BLE001 - the job itself succeeded; only the journal's bookkeeping failed
+            log.warning("journal entries not marked resolved", error=describe(e))
 
 
 def _arguments(actor: AnyActor, message: MessageProxy) -> dict[str, Any]:
