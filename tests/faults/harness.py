@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -118,10 +118,44 @@ class Stack:
         wait_for(lambda: len(places.places) == 2 and all(p.id for p in places.places.values()), WAIT, "places")
         self.sandbox.booking.set_hook_target(f"{self.base_url}/hooks/booking/{self.integration_id}",
                                              self.hook_secret)
+        self.steady_state()
         return self.integration_id
+
+    def steady_state(self) -> None:
+        """As after a while in service: every room reconciled and the booking cursor set, so that no periodic round
+        is due for hours (a fresh integration's rooms are due at the scheduler's next tick, which would recover lost
+        jobs by chance and hide a missing catch-up)."""
+        from sqlmodel import Session, select
+
+        from app.platform.db import make_engine
+        from app.platform.models import Integration, Room
+
+        started = datetime.now(UTC)
+        assert self.api("POST", "/reconcile").status_code == 202
+        engine = make_engine(self.database_url)
+
+        def reconciled() -> bool:
+            with Session(engine) as s:
+                rooms = s.exec(select(Room).where(Room.integration_id == self.integration_id,
+                                                  Room.active == True)).all()  # noqa: E712
+                integration = s.get(Integration, self.integration_id)
+                return integration is not None and integration.loans_synced_at is not None \
+                    and _aware(integration.loans_synced_at) >= started - timedelta(seconds=5) \
+                    and len(rooms) == 2 and all(r.reconciled_at is not None
+                                                and _aware(r.reconciled_at) >= started - timedelta(seconds=5)
+                                                for r in rooms)
+
+        try:
+            wait_for(reconciled, WAIT, "every room and the booking side reconciled")
+        finally:
+            engine.dispose()
 
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self.http.request(method, f"/api/integrations/{self.integration_id}{path}", **kw)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 # --- the changes a fault test makes, and what became of them --------------------------------------------------------
