@@ -17,14 +17,14 @@ from app.platform.db import session_scope
 from app.platform.models import EventCopy, Link, Room, utcnow
 from app.sync import journal
 
-Direction = Literal["outlook_to_booking", "booking_to_outlook"]
+ChangeDirection = Literal["outlook_to_booking", "booking_to_outlook"]  # the journal's direction of a change
 
 
 @dataclass(frozen=True)
 class Note:
     """What the journal says of one change."""
 
-    direction: Direction
+    direction: ChangeDirection
     action: str  # create | update | cancel | skip | refuse | resolve | ...
     status: str  # ok | skipped | invalid | conflict | error
     message: str
