@@ -67,9 +67,9 @@ def run_bridge(sandbox: Sandbox | GraphHost, tmp_path: Path, database_url: str, 
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "ADMIN_TOKEN": admin_token,
         "SECRET_KEY": secret_key,
+        "WORKER_THREADS": "4",  # a default: `extra_env` may set another (bench burst --threads)
         **(extra_env or {}),
         "LOG_FORMAT": "json",
-        "WORKER_THREADS": "4",
     }
     if redis_url:
         env["REDIS_URL"] = redis_url
