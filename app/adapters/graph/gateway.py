@@ -36,9 +36,11 @@ from msgraph.generated.models.location import Location
 from msgraph.generated.models.location_type import LocationType
 from msgraph.generated.models.location_unique_id_type import LocationUniqueIdType
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.sensitivity import Sensitivity
 from msgraph.generated.models.subscription import Subscription as SdkSubscription
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
 from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
+from msgraph.generated.users.item.events.item.decline.decline_post_request_body import DeclinePostRequestBody
 from msgraph.generated.users.item.events.item.instances.instances_request_builder import InstancesRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
@@ -503,6 +505,16 @@ class GraphGateway:
         except GraphNotFound:
             pass
 
+    async def decline_event(self, mailbox: str, event_id: str, comment: str) -> None:
+        """Decline a room's copy on the room's behalf, with `comment`, telling the organiser (`sendResponse`):
+        Exchange marks the room declined in the organiser's event and removes the room's copy. Gone (404): done."""
+        builder = self._client.users.by_user_id(mailbox).events.by_event_id(event_id).decline
+        body = DeclinePostRequestBody(comment=comment, send_response=True)
+        try:
+            await self._call("decline event", lambda: builder.post(body, _config(IMMUTABLE_IDS)))
+        except GraphNotFound:
+            pass
+
 
 def _sdk_event(write: EventWrite) -> SdkEvent:
     """The organiser's event as the SDK writes it."""
@@ -516,6 +528,7 @@ def _sdk_event(write: EventWrite) -> SdkEvent:
         start=when(write.start),
         end=when(write.end),
         show_as=FreeBusyStatus(write.show_as),
+        sensitivity=Sensitivity(write.sensitivity),
         attendees=[SdkAttendee(type=AttendeeType.Resource, email_address=EmailAddress(address=e, name=n))
                    for e, n in write.rooms],
         locations=[Location(display_name=n, location_type=LocationType.ConferenceRoom,
