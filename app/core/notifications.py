@@ -16,6 +16,9 @@ _RESOURCE = re.compile(
 class ResourceData(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     id: str | None = None
+    # The event's change key as the notification saw it: duplicates of one change carry the same one (hints.py).
+    # Any JSON value is kept as is (never a malformed item for it); `change_tag` says whether it is usable.
+    etag: object = Field(default=None, alias="@odata.etag")
 
 
 class ChangeNotification(BaseModel):
@@ -33,6 +36,13 @@ class ChangeNotification(BaseModel):
             return self.resource_data.id
         match = _RESOURCE.match(self.resource or "")
         return match.group("event") if match else None
+
+    def change_tag(self) -> str:
+        """The item's `@odata.etag` if it is a sane string (printable ASCII, ≤ 256), else "" (no tag)."""
+        etag = self.resource_data.etag if self.resource_data else None
+        if isinstance(etag, str) and 0 < len(etag) <= 256 and etag.isascii() and etag.isprintable():
+            return etag
+        return ""
 
 
 class NotificationBatch(BaseModel):
