@@ -66,6 +66,19 @@ def test_redis_marker_notices_a_redis_that_lost_its_data(tmp_path, redis_url) ->
         assert marker.check(rt)
         assert _args(broker, "reconcile_room") == [[room.id]]
         assert marker.present()
+
+        broker.flush_all()
+        older = rt.redis.get(marker.key)
+        assert not marker.check(rt)
+        rt.redis.set(marker.key, older)  # restored from an older snapshot, or a replica that lagged
+        assert marker.check(rt)
+        assert _args(broker, "reconcile_room") == [[room.id]]
+
+        broker.flush_all()
+        rt.redis.set(marker.key, b"written-by-the-scheduler-active-before-us")
+        marker.forget()  # this scheduler has just become active: it adopts what it finds
+        assert not marker.check(rt)
+        assert _args(broker, "reconcile_room") == []
     finally:
         broker.flush_all()
         broker.close()

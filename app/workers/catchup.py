@@ -69,27 +69,39 @@ def catch_up(rt: Runtime, reason: str) -> CatchUp:
 
 
 class RedisMarker:
-    """Detects that Redis lost its data (restarted without persistence, flushed, failed over to an empty replica).
+    """Detects that Redis lost data (restarted without persistence, flushed, restored from an older snapshot, failed
+    over to a replica that lagged).
 
-    A key the bridge writes and nothing else deletes: when the active scheduler finds it missing, every job waiting
-    in Redis may be gone with it, so it runs the catch-up, then writes the key again. At the very first start the key
-    is missing too: that catch-up is one harmless extra round. The key has no TTL; with `maxmemory-policy noeviction`
-    (what dramatiq needs anyway) only a loss of data removes it.
+    A key only the active scheduler writes: a new random value at every check. Found missing, or holding another
+    value than the one last written, Redis has lost (or rolled back) what it held since, queued jobs included: the
+    scheduler runs the catch-up. A scheduler that has just become active adopts the value it finds (it wrote none
+    yet); at the very first start the key is missing, and that catch-up is one harmless extra round. What Redis loses
+    within one check interval of its last write goes unnoticed by the marker (the periodic reconciliation still
+    recovers it): keep persistence on (docs/operations.md).
     """
 
     def __init__(self, client: redis.Redis, namespace: str) -> None:
         self._redis = client
         self.key = f"{namespace}:bridge-marker"
+        self._last: bytes | None = None
 
     def present(self) -> bool:
         return bool(self._redis.exists(self.key))
 
+    def forget(self) -> None:
+        """This process stops writing the key (its lease lapsed): the next check adopts whatever it finds."""
+        self._last = None
+
     def check(self, rt: Runtime) -> bool:
-        """True if the marker was missing (and the catch-up enqueued). Raises if Redis is unreachable."""
-        if self.present():
-            return False
-        log.warning("Redis has lost its data (the bridge's marker key is missing): catching up", key=self.key)
-        catch_up(rt, "Redis lost its data")
+        """True if Redis lost data (and the catch-up was enqueued). Raises if Redis is unreachable."""
+        found = self._redis.get(self.key)
+        lost = found is None or (self._last is not None and found != self._last)
+        if lost:
+            log.warning("Redis has lost its data (the bridge's marker key is missing or older than the last one "
+                        "written): catching up", key=self.key, missing=found is None)
+            catch_up(rt, "Redis lost its data")
         # Written only once the catch-up is enqueued: if that failed, the next check tries again.
-        self._redis.set(self.key, uuid.uuid4().hex)
-        return True
+        value = uuid.uuid4().hex.encode()
+        self._redis.set(self.key, value)
+        self._last = value
+        return lost

@@ -205,6 +205,8 @@ class Scheduler:
             self._ever_held = True
             if not was_active:
                 log.info("scheduler active", holder=self.holder)
+                if self.marker is not None:
+                    self.marker.forget()  # another scheduler may have written it meanwhile: adopt, don't compare
                 with self._control:  # see __init__: never while stop() shuts APScheduler down
                     if not self._stopping:
                         self._aps.modify_job("tick", next_run_time=datetime.now(UTC))  # first tick: recover at once
