@@ -10,6 +10,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from app.core.actions import Refusal
 from app.core.contract import Loan
@@ -34,9 +35,26 @@ def transaction_id(integration_id: str, loan_id: str, organizer: str) -> str:
     return hashlib.sha256(f"roombridge|{integration_id}|{loan_id}|{organizer}".encode()).hexdigest()[:40]
 
 
-def subject(loan: Loan) -> str:
+def subject(loan: Loan, policy: Policy | None = None) -> str:
+    """The subject written to Outlook (`Policy.subject_mode`): `"{number} – {name}"` by default, a fixed label (the
+    loan's details stay out of Outlook), or the loan's own title (the default form when it has none)."""
+    mode = policy.subject_mode if policy is not None else "number_name"
+    if mode == "fixed" and policy is not None:
+        return _one_line(policy.subject_label)[:SUBJECT_MAX] or "Reserved"
+    if mode == "loan_title" and loan.title and _one_line(loan.title):
+        return _one_line(loan.title)[:SUBJECT_MAX]
     name = _one_line(loan.requester.name) or loan.requester.email
     return f"{_one_line(loan.number)} – {name}"[:SUBJECT_MAX]
+
+
+def event_end(loan: Loan, block_minutes: int) -> datetime:
+    """The end of the loan's event: the loan's end, or the time its room was given back (an early return, a no-show
+    closed after the start: `Loan.freed_at`) rounded up to the block, never before the first block."""
+    freed = loan.freed_at
+    if freed is None:
+        return loan.end
+    end = round_slot(loan.start, freed, block_minutes)[1]
+    return min(loan.end, max(end, loan.start + timedelta(minutes=block_minutes)))
 
 
 def body_html(loan: Loan, rooms_by_place: dict[str, ImportedRoom]) -> str:
@@ -82,17 +100,17 @@ def desired_event(loan: Loan, policy: Policy, rooms: list[ImportedRoom]) -> Desi
     else:
         return Refusal("invalid", "organizer",
                        f"requester {requester} is outside the tenant and no default user is set")
-    tentative = loan.status == "pending" and policy.show_pending_as_tentative
     return DesiredEvent(
         loan_id=loan.id,
         organizer=organizer,
-        subject=subject(loan),
+        subject=subject(loan, policy),
         body_html=body_html(loan, {r.place_id: r for r in own_rooms if r.place_id}),
         start=loan.start,
-        end=loan.end,
+        end=event_end(loan, policy.block_minutes),
         rooms=tuple((r.email, r.name) for r in own_rooms),
-        show_as="tentative" if tentative else "busy",
+        show_as=policy.show_as_of(loan.status),
         transaction_id=transaction_id(policy.integration_id, loan.id, organizer),
+        sensitivity=policy.sensitivity,
     )
 
 
@@ -104,7 +122,7 @@ def booking_fingerprint(loan: Loan, policy: Policy, rooms: list[ImportedRoom]) -
 
 def synced(loan: Loan, desired: DesiredEvent) -> Synced:
     """What the link remembers of the loan after writing its event, in the Outlook side's terms."""
-    return Synced(desired.organizer, loan.requester.name or desired.organizer, loan.start, loan.end,
+    return Synced(desired.organizer, loan.requester.name or desired.organizer, desired.start, desired.end,
                   desired.room_emails)
 
 

@@ -80,10 +80,26 @@ class Loan(BaseModel):
     version: int
     updated_at: UtcDatetime
     origin: Origin | None = None
+    # Contract additions (optional: a booking system that never sends them keeps working).
+    title: str | None = None  # the loan's own title, for `subject_mode: loan_title`
+    returned_at: UtcDatetime | None = None  # when a `returned` loan was brought back (early return)
+    cancel_reason: str | None = None  # why a `cancelled` loan was closed: `no_show`, or free text
 
     @property
     def place_ids(self) -> list[str]:
         return [item.id for item in self.items if item.kind == "place"]
+
+    @property
+    def freed_at(self) -> datetime | None:
+        """When the room was given back before the end: an early return, or a no-show closed after the start (at
+        `updated_at`). None otherwise (a no-show before the start is a plain cancellation)."""
+        if self.status == "returned" and self.returned_at is not None:
+            at = self.returned_at
+        elif self.status == "cancelled" and self.cancel_reason == NO_SHOW and self.updated_at > self.start:
+            at = self.updated_at
+        else:
+            return None
+        return at if at < self.end else None
 
 
 class LoanCreate(BaseModel):
@@ -106,8 +122,29 @@ class LoanPatch(BaseModel):
     items: list[LoanItemRef] | None = Field(default=None, min_length=1)
 
 
+NO_SHOW: Final = "no_show"
+
+
 class CancelRequest(BaseModel):
+    """`reason: "no_show"` closes a loan whose requester never came (the booking system keeps it as `cancel_reason`)."""
+
     reason: str | None = None
+
+
+class ReturnRequest(BaseModel):
+    """Body of `POST /v1/loans/{id}/return` (the simulator's and the documented way to close a loan as returned)."""
+
+    returned_at: UtcDatetime | None = None  # default: now
+
+
+NoteKind = Literal["conflict"]
+
+
+class LoanNote(BaseModel):
+    """Body of `POST /v1/loans/{id}/notes`: the bridge marks a loan (e.g. a room declined its event in Outlook)."""
+
+    kind: NoteKind
+    message: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class WorkingHours(BaseModel):

@@ -26,7 +26,9 @@ from app.core.link import LinkState
 from app.core.outlook_rules import Gone, Outcome
 from app.core.policy import Policy
 
-CLOSING_STATUSES = frozenset({"cancelled", "refused"})  # the event goes; `returned` keeps it (the meeting happened)
+# The event goes; `returned` keeps it (the meeting happened), shortened when returned early (`Loan.freed_at`), as is a
+# no-show closed after the start.
+CLOSING_STATUSES = frozenset({"cancelled", "refused"})
 
 
 def decide_outlook_change(outcome: Outcome, link: LinkState | None) -> LoanAction:
@@ -62,6 +64,9 @@ def decide_loan_change(loan: Loan, link: LinkState | None, desired: DesiredEvent
             return Nothing("born in Outlook; the Outlook side links it")
         if live and loan.status in CLOSING_STATUSES:
             return ReleaseRooms(f"loan {loan.number} {loan.status} in the booking system")
+        if live and loan.freed_at is not None:
+            # Returned early: the rooms are free again; the organiser's meeting is not the bridge's to shorten.
+            return ReleaseRooms(f"loan {loan.number} returned at {loan.freed_at:%H:%M} UTC")
         if live and loan.status in ACTIVE_STATUSES and _core_changed(loan, link, desired):
             return Record("changed in the booking system; a meeting born in Outlook is changed by its organiser",
                           journal="skipped")
@@ -83,9 +88,10 @@ def decide_loan_change(loan: Loan, link: LinkState | None, desired: DesiredEvent
     # A live event the bridge created.
     if link.organizer_email is None or link.organizer_event_id is None:
         return Record("linked without an organiser's event")
-    if loan.status in CLOSING_STATUSES:
+    freed = loan.freed_at  # an early return or a no-show after the start: the event is shortened, not deleted
+    if loan.status in CLOSING_STATUSES and freed is None:
         return DeleteEvent(link.organizer_email, link.organizer_event_id, f"loan {loan.number} {loan.status}")
-    if loan.status not in ACTIVE_STATUSES:
+    if loan.status not in ACTIVE_STATUSES and freed is None:
         return Record(f"loan is {loan.status}: the event stays")
     if isinstance(desired, Refusal):
         return DeleteEvent(link.organizer_email, link.organizer_event_id, desired.message)

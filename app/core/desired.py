@@ -58,8 +58,9 @@ class DesiredEvent:
     start: datetime
     end: datetime
     rooms: tuple[tuple[str, str], ...]  # (e-mail, name), sorted by e-mail
-    show_as: str  # busy | tentative
+    show_as: str  # busy | tentative | free | oof | workingElsewhere (`Policy.show_as_of`)
     transaction_id: str
+    sensitivity: str = "normal"  # normal | private (`Policy.sensitivity`)
 
     @property
     def room_emails(self) -> tuple[str, ...]:
@@ -67,12 +68,14 @@ class DesiredEvent:
 
     def write(self) -> EventWrite:
         return EventWrite(self.subject, self.body_html, self.start, self.end, self.rooms, self.show_as,
-                          self.transaction_id)
+                          self.transaction_id, self.sensitivity)
 
     def fingerprint(self) -> str:
         """Hash of every field the bridge writes (`link.booking_hash`): equal means no Graph write is needed."""
         data = [self.organizer, self.subject, self.body_html, self.start.isoformat(), self.end.isoformat(),
                 [list(r) for r in self.rooms], self.show_as]
+        if self.sensitivity != "normal":  # appended only when set: the links synced before it keep their hashes
+            data.append(self.sensitivity)
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
     def outlook_view(self, ical_uid: str, block_minutes: int) -> DesiredLoan:

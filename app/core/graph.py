@@ -70,5 +70,6 @@ class EventWrite:
     start: datetime  # aware
     end: datetime
     rooms: tuple[tuple[str, str], ...]  # (e-mail, display name), invited as `resource` attendees
-    show_as: str  # busy | tentative
+    show_as: str  # busy | tentative | free | oof | workingElsewhere
     transaction_id: str
+    sensitivity: str = "normal"  # normal | private

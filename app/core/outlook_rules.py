@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.core.actions import Refusal
 from app.core.desired import DesiredLoan, Requester, round_slot
@@ -16,7 +17,9 @@ from app.core.link import LinkState
 from app.core.policy import Policy
 
 __all__ = ["DesiredLoan", "Gone", "Outcome", "Refusal", "Requester", "apply_availability", "evaluate",
-           "holds_live_copy", "room_left", "round_slot"]
+           "decline_comment", "full_days", "holds_live_copy", "room_left", "round_slot"]
+
+DECLINED_RULES = frozenset({"availability", "organizer", "dates", "refused"})  # decisions a room declines for
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,13 @@ def holds_live_copy(event: OutlookEvent) -> bool:
     return not event.is_cancelled and event.response != "declined"
 
 
-def evaluate(event: OutlookEvent, policy: Policy, live_rooms: Collection[str], now: datetime) -> Outcome:
+def evaluate(event: OutlookEvent, policy: Policy, live_rooms: Collection[str], now: datetime,
+             zone: str | None = None) -> Outcome:
     """Apply eligibility and validity rules 1–3 to one copy of a meeting, read from a room's calendar.
 
     `event.mailbox` is that room's e-mail; `live_rooms` are the imported rooms whose own calendars hold a live copy
     of this meeting, this room included if it does (rule 3: rooms that declined or left are not part of the loan).
+    `zone`: the room's IANA time zone, for all-day meetings (`Policy.all_day`).
     """
     if event.type == "seriesMaster":
         return Refusal("skipped", "series_master", "a series master is never a loan; its occurrences are")
@@ -73,12 +78,17 @@ def evaluate(event: OutlookEvent, policy: Policy, live_rooms: Collection[str], n
         return Refusal("invalid", "dates", "start or end missing")
     if event.start >= event.end:
         return Refusal("invalid", "dates", "start is not before end")
-    if event.end <= now:
+    slot_start, slot_end = event.start, event.end
+    if event.is_all_day:
+        if policy.all_day == "skip":
+            return Refusal("skipped", "all_day", "all-day meeting and all_day=skip")
+        slot_start, slot_end = full_days(event.start, event.end, zone)
+    if slot_end <= now:
         return Refusal("skipped", "past", "the meeting is over")
-    if event.start > now + timedelta(days=policy.horizon_days):
+    if slot_start > now + timedelta(days=policy.horizon_days):
         return Refusal("invalid", "dates", f"starts beyond the {policy.horizon_days}-day horizon")
 
-    start, end = round_slot(event.start, event.end, policy.block_minutes)
+    start, end = round_slot(slot_start, slot_end, policy.block_minutes)
     return DesiredLoan(event.ical_uid, requester, start, end, rooms)
 
 
@@ -114,3 +124,38 @@ def room_left(link: LinkState, room_id: str, room_email: str, active_rooms: Coll
     s = link.synced
     start, end = round_slot(s.start, s.end, block_minutes)
     return DesiredLoan(link.ical_uid, Requester(s.requester_email, s.requester_name), start, end, others)
+
+
+def full_days(start: datetime, end: datetime, zone: str | None) -> tuple[datetime, datetime]:
+    """An all-day meeting as whole days in the room's time zone (UTC when unknown): Graph gives midnight to midnight
+    in the zone the organiser wrote it in, so the day is the one its middle falls on in the room's zone."""
+    try:
+        tz = ZoneInfo(zone) if zone else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = UTC
+    days = max(1, round((end - start) / timedelta(days=1)))
+    first = (start + timedelta(hours=12)).astimezone(tz).date()
+    day_start = datetime.combine(first, time(0), tzinfo=tz)
+    day_end = datetime.combine(first + timedelta(days=days), time(0), tzinfo=tz)
+    return day_start.astimezone(UTC), day_end.astimezone(UTC)
+
+
+def declines(refusal: Refusal) -> bool:
+    """Whether a refusal is a decision a room declines the meeting for (SPEC §6 "Refusals reach the organiser"):
+    busy in the booking system, a failed validity rule, a refused loan. Skips (exclusions, private, past, not a
+    meeting of the room) are not refusals, and an outage is never a refusal (it raises before any decision)."""
+    return refusal.status == "invalid" and refusal.rule in DECLINED_RULES
+
+
+def decline_comment(refusal: Refusal, room_name: str) -> str:
+    """What the organiser reads in the room's answer: which rule, and what to do."""
+    what = {
+        "availability": f"{room_name} is already booked at this time in the booking system. Please choose another "
+                        "time or another room.",
+        "organizer": f"{room_name} can only be booked by members of the organisation, and no default user is set "
+                     "for outside organisers. Please ask a colleague in the organisation to book it.",
+        "dates": f"{room_name} cannot be booked for these dates ({refusal.message}). Please change the dates.",
+        "refused": f"The booking of {room_name} was refused in the booking system. Please contact the room's "
+                   "administrators or choose another room.",
+    }.get(refusal.rule, f"{room_name} could not be booked: {refusal.message}.")
+    return f"Declined by RoomBridge: {what}"

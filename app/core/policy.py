@@ -4,12 +4,38 @@
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["both", "outlook_to_booking", "booking_to_outlook"]
 PrivateEvents = Literal["sync_hidden", "skip"]
+RefusalFeedback = Literal["decline", "journal_only"]  # a room that gets no loan declines the meeting, or not
+SubjectMode = Literal["number_name", "fixed", "loan_title"]  # the subject of events written from loans
+EventSensitivity = Literal["normal", "private"]
+AllDay = Literal["send", "skip"]  # all-day meetings on rooms: a full-day loan, or not synced
+ShowAs = Literal["free", "tentative", "busy", "oof", "workingElsewhere"]
+
+SUBJECT_FIXED_DEFAULT = "Reserved"
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Seed 004's exclusion patterns, case-insensitive, `*` the only wildcard (`?` and everything else literal):
+    no `*` → the subject contains the pattern; `Test*` starts with, `*Test` ends with, `*Test*` contains,
+    `Test*Test` starts and ends with (and is long enough for both). Several inner `*` match parts in order."""
+    p, s = pattern.casefold(), subject.casefold()
+    if "*" not in p:
+        return p in s
+    parts = p.split("*")
+    head, tail, middle = parts[0], parts[-1], [m for m in parts[1:-1] if m]
+    if len(s) < len(head) + len(tail) or not s.startswith(head) or not s.endswith(tail):
+        return False
+    rest = s[len(head):len(s) - len(tail)]
+    for m in middle:
+        at = rest.find(m)
+        if at < 0:
+            return False
+        rest = rest[at + len(m):]
+    return True
 
 
 @dataclass(frozen=True)
@@ -23,16 +49,42 @@ class Policy:
     private_events: PrivateEvents = "sync_hidden"
     exclude_subjects: tuple[str, ...] = ()
     show_pending_as_tentative: bool = True
+    refusal_feedback: RefusalFeedback = "decline"
+    conflict_note: bool = False  # a room declining a loan's event marks the loan (`POST /v1/loans/{id}/notes`)
+    subject_mode: SubjectMode = "number_name"
+    subject_label: str = SUBJECT_FIXED_DEFAULT
+    show_as: tuple[tuple[str, ShowAs], ...] = ()  # loan status → showAs, over the defaults (see `show_as_of`)
+    sensitivity: EventSensitivity = "normal"
+    all_day: AllDay = "send"
+    room_lists: tuple[str, ...] = ()  # e-mails of Graph room lists the integration is limited to (none: no limit)
+    buildings: tuple[str, ...] = ()  # buildings the integration is limited to (none: no limit)
 
     def in_tenant(self, email: str) -> bool:
         return email.rpartition("@")[2].lower() in self.domains
 
     def excluded_subject(self, subject: str) -> str | None:
-        """The first `exclude_subjects` pattern (`*` as joker, case-insensitive) matching `subject`."""
+        """The first `exclude_subjects` pattern matching `subject` (`subject_matches`)."""
         for pattern in self.exclude_subjects:
-            if fnmatch.fnmatchcase(subject.lower(), pattern.lower().replace("[", "[[]")):
+            if subject_matches(pattern, subject):
                 return pattern
         return None
+
+    def show_as_of(self, status: str) -> str:
+        """The `showAs` of an event written from a loan in `status`: the integration's mapping, else tentative for
+        `pending` (when `show_pending_as_tentative`), busy otherwise."""
+        for mapped, show_as in self.show_as:
+            if mapped == status:
+                return show_as
+        return "tentative" if status == "pending" and self.show_pending_as_tentative else "busy"
+
+    def in_site(self, building: str | None, room_lists: frozenset[str]) -> bool:
+        """Whether a room belongs to the sites the integration is limited to (SPEC §2 `buildings`, `room_lists`):
+        no limit set → every room; else a room in one of the buildings or in one of the room lists."""
+        if not self.buildings and not self.room_lists:
+            return True
+        if building is not None and building.casefold() in {b.casefold() for b in self.buildings}:
+            return True
+        return bool({r.lower() for r in self.room_lists} & {r.lower() for r in room_lists})
 
     @property
     def outlook_to_booking(self) -> bool:

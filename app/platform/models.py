@@ -56,6 +56,19 @@ class Integration(SQLModel, table=True):
     private_events: str = Field(default="sync_hidden", max_length=32)
     exclude_subjects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     show_pending_as_tentative: bool = True
+    # Issue 11 (migration 0007): what Outlook is told, sites, failure alerts.
+    refusal_feedback: str = Field(default="decline", max_length=16, sa_column_kwargs={"server_default": "decline"})
+    conflict_note: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    subject_mode: str = Field(default="number_name", max_length=16,
+                              sa_column_kwargs={"server_default": "number_name"})
+    subject_label: str | None = Field(default=None, max_length=255)
+    show_as: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    event_sensitivity: str = Field(default="normal", max_length=16, sa_column_kwargs={"server_default": "normal"})
+    all_day: str = Field(default="send", max_length=8, sa_column_kwargs={"server_default": "send"})
+    room_lists: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    buildings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    alert_url: str | None = Field(default=None, max_length=500)
+    alert_secret_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     rooms_synced_at: datetime | None = None
     loans_synced_at: datetime | None = None  # booking-side reconciliation: loans changed since then are re-read
     created_at: datetime = Field(default_factory=utcnow)
@@ -161,6 +174,13 @@ class JournalEntry(SQLModel, table=True):
     rule: str | None = Field(default=None, max_length=64)  # the validity rule that failed
     message: str = Field(default="", sa_column=Column(Text, nullable=False))
     request_id: str | None = Field(default=None, max_length=64)
+    # Issue 10 (migration 0008): the journal as the admin's work list. What a retry re-runs (the room and the event
+    # id a notification would name), how often the same change failed, when last, and when an admin marked it handled.
+    room_id: str | None = Field(default=None, max_length=36)
+    event_id: str | None = Field(default=None, max_length=1024)
+    attempts: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    last_at: datetime | None = None
+    handled_at: datetime | None = None
 
 
 class SeenDelivery(SQLModel, table=True):

@@ -34,17 +34,17 @@ from app.core.actions import (
 )
 from app.core.booking_rules import ImportedRoom, desired_event, loan_rooms, organiser_copy_fingerprint, synced
 from app.core.conflict import OutlookSeen, settle_conflict
-from app.core.contract import ACTIVE_STATUSES, Loan
+from app.core.contract import ACTIVE_STATUSES, Loan, LoanNote
 from app.core.decide import decide_loan_change
 from app.core.desired import DesiredEvent
-from app.core.graph import EventWrite
+from app.core.graph import EventWrite, OutlookEvent
 from app.core.link import LinkState, Pending, RoomCopy
-from app.core.outlook_rules import holds_live_copy
+from app.core.outlook_rules import decline_comment, holds_live_copy
 from app.core.policy import Policy
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room, SeenDelivery, utcnow
-from app.sync import state
+from app.sync import journal, state
 from app.sync.integrations import policy_of
 from app.sync.rooms import active_rooms
 from app.sync.runtime import Runtime
@@ -76,6 +76,9 @@ def process_loan(rt: Runtime, integration_id: str, loan_id: str) -> None:
         loan = rt.booking(integration).get_loan(loan_id)
     except BookingNotFound:
         log.info("hook for an unknown loan", loan_id=loan_id)
+        return
+    if journal.handled(rt.engine, integration.id, loan.updated_at, loan_id=loan.id):
+        log.info("change marked handled by an admin: left alone", loan_id=loan.id)
         return
 
     with _loan_locks(rt, integration.id, loan):
@@ -207,6 +210,7 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
         event = rt.graph_call(d.organizer, graph.create_event(d.organizer, d.write()))
         _record_event(rt, integration, policy, loan, intent, d, event.ical_uid, event.id,
                       "create" if isinstance(action, CreateEvent) else "update")
+        _declined_in_outlook(rt, integration, policy, loan, d, event, event.ical_uid)
         return
     assert link is not None
     if isinstance(action, UpdateEvent):
@@ -216,7 +220,7 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
             "event_update", datetime.now(UTC), synced=synced(loan, d),
             outlook_hash=d.outlook_fingerprint(link.ical_uid, policy.block_minutes), version=loan.version)))
         try:
-            rt.graph_call(d.organizer, graph.patch_event(d.organizer, action.event_id, d.write()))
+            written = rt.graph_call(d.organizer, graph.patch_event(d.organizer, action.event_id, d.write()))
         except GraphNotFound:
             # Deleted in Outlook meanwhile: the Outlook side cancels the loan when it sees the room copies go.
             state.save(rt.engine, integration.id, link.version_seen(loan.version, loan.updated_at))
@@ -225,6 +229,7 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
             state.save(rt.engine, integration.id, None, Note(DIRECTION, "resolve", "conflict", action.conflict),
                        ical_uid=link.ical_uid, loan_id=loan.id)
         _record_event(rt, integration, policy, loan, link, d, link.ical_uid, action.event_id, "update")
+        _declined_in_outlook(rt, integration, policy, loan, d, written, link.ical_uid, link.booking_hash)
         return
     if isinstance(action, DeleteEvent):
         rt.graph_call(action.organizer, graph.delete_event(action.organizer, action.event_id))
@@ -233,13 +238,22 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
         return
     if isinstance(action, ReleaseRooms):
         mailboxes = _mailboxes(rt, [c.room_id for c in link.copies])
+        # A refused loan: each room declines the meeting with the reason, so that its organiser learns it (SPEC §6);
+        # otherwise (cancelled, returned early) the copies are removed and the rooms show free.
+        refusal = Refusal("invalid", "refused", f"loan {loan.number} refused in the booking system")
+        decline = loan.status == "refused" and policy.refusal_feedback == "decline"
         # The link is marked cancelled in the same lock, so the copies' deletions come back as "nothing to do".
         for copy in link.copies:
-            mailbox = mailboxes.get(copy.room_id)
-            if mailbox:
+            mailbox, name = mailboxes.get(copy.room_id, (None, ""))
+            if not mailbox:
+                continue
+            if decline:
+                rt.graph_call(mailbox, graph.decline_event(mailbox, copy.event_id, decline_comment(refusal, name)))
+            else:
                 rt.graph_call(mailbox, graph.delete_event(mailbox, copy.event_id))
+        done = "room copies declined with the reason" if decline else "room copies removed"
         state.save(rt.engine, integration.id, link.closed(loan.version, loan.updated_at),
-                   Note(DIRECTION, "cancel", "ok", f"room copies removed: {action.reason}"))
+                   Note(DIRECTION, "cancel", "ok", f"{done}: {action.reason}"))
         return
     assert isinstance(action, Record)
     log.debug("loan version recorded", loan_id=loan.id, version=loan.version, why=action.why)
@@ -273,10 +287,30 @@ def _record_event(rt: Runtime, integration: Integration, policy: Policy, loan: L
                         f"{d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC ({d.show_as})"))
 
 
-def _mailboxes(rt: Runtime, room_ids: list[str]) -> dict[str, str]:
+def _mailboxes(rt: Runtime, room_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Room id → (mailbox id, display name)."""
     with session_scope(rt.engine) as s:
         rows = s.exec(select(Room).where(col(Room.id).in_(room_ids))).all()
-        return {r.id: r.mailbox_id for r in rows}
+        return {r.id: (r.mailbox_id, r.name) for r in rows}
+
+
+def _declined_in_outlook(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, d: DesiredEvent,
+                         event: OutlookEvent, ical_uid: str, before: str | None = None) -> None:
+    """Both sides disagree (issue 11.2): a room of the loan declined the event the bridge wrote (the room is booked in
+    Outlook). Said, not hidden: the journal records a conflict, and with `conflict_note` the loan is marked in the
+    booking system (`POST /v1/loans/{id}/notes`). Once per write that changed what Outlook shows."""
+    if before is not None and before == d.fingerprint():
+        return
+    declined = sorted({a.email for a in event.attendees if a.response == "declined"} & set(d.room_emails))
+    if not declined:
+        return
+    message = (f"{', '.join(declined)} declined the event of loan {loan.number} in Outlook (booked there at "
+               f"{d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC): the two calendars disagree")
+    if policy.conflict_note:
+        rt.booking(integration).add_note(loan.id, LoanNote(kind="conflict", message=message))
+        message += "; the loan is marked in the booking system"
+    state.save(rt.engine, integration.id, None, Note(DIRECTION, "conflict", "conflict", message, "room_declined"),
+               ical_uid=ical_uid, loan_id=loan.id)
 
 
 def _find_copies(rt: Runtime, integration: Integration, ical_uid: str, emails: list[str]) -> tuple[RoomCopy, ...]:

@@ -8,7 +8,18 @@ from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
-from app.core.policy import Direction, Policy, PrivateEvents
+from app.core.contract import LoanStatus
+from app.core.policy import (
+    SUBJECT_FIXED_DEFAULT,
+    AllDay,
+    Direction,
+    EventSensitivity,
+    Policy,
+    PrivateEvents,
+    RefusalFeedback,
+    ShowAs,
+    SubjectMode,
+)
 from app.platform.crypto import SecretBox, new_token
 from app.platform.models import Integration, utcnow
 from app.platform.settings import require_https_unless_loopback
@@ -59,6 +70,17 @@ class IntegrationFields(BaseModel):
     private_events: PrivateEvents | None = None
     exclude_subjects: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
     show_pending_as_tentative: bool | None = None
+    refusal_feedback: RefusalFeedback | None = None
+    conflict_note: bool | None = None
+    subject_mode: SubjectMode | None = None
+    subject_label: str | None = Field(None, min_length=1, max_length=255)
+    show_as: dict[LoanStatus, ShowAs] | None = None
+    event_sensitivity: EventSensitivity | None = None
+    all_day: AllDay | None = None
+    room_lists: list[Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]] | None = None
+    buildings: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    alert_url: str | None = None
+    alert_secret: SecretStr | None = None
 
     @field_validator("tenant_id", "client_id")
     @classmethod
@@ -67,7 +89,31 @@ class IntegrationFields(BaseModel):
             raise ValueError("must be a GUID")
         return v.lower() if v else v
 
-    @field_validator("client_secret", "booking_api_key")
+    @field_validator("exclude_subjects")
+    @classmethod
+    def _patterns(cls, v: list[str] | None) -> list[str] | None:
+        # Seed 004: one wildcard per filter; `*Test*` (contains) and `Test*Test` (starts and ends) are the two-star
+        # and one-inner-star forms. A pattern of stars only would exclude every meeting.
+        for pattern in v or []:
+            if not pattern.strip("*"):
+                raise ValueError(f"pattern {pattern!r} would exclude every subject")
+        return v
+
+    @field_validator("room_lists")
+    @classmethod
+    def _lower(cls, v: list[str] | None) -> list[str] | None:
+        return [e.lower() for e in v] if v is not None else None
+
+    @field_validator("alert_url")
+    @classmethod
+    def _alert_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if len(v) > 500:
+            raise ValueError("at most 500 characters")
+        return require_https_unless_loopback(v)
+
+    @field_validator("client_secret", "booking_api_key", "alert_secret")
     @classmethod
     def _secret(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and not (1 <= len(v.get_secret_value()) <= 1024):
@@ -107,7 +153,8 @@ class IntegrationCreate(IntegrationFields):
     default_store_id: str = Field(min_length=1, max_length=200)
 
 
-_SECRETS = {"client_secret": "client_secret_enc", "booking_api_key": "booking_api_key_enc"}
+_SECRETS = {"client_secret": "client_secret_enc", "booking_api_key": "booking_api_key_enc",
+            "alert_secret": "alert_secret_enc"}
 
 
 def apply_fields(integration: Integration, fields: IntegrationFields, box: SecretBox) -> set[str]:
@@ -116,7 +163,7 @@ def apply_fields(integration: Integration, fields: IntegrationFields, box: Secre
     for name, value in given.items():
         if name in _SECRETS:
             setattr(integration, _SECRETS[name], box.encrypt(getattr(fields, name).get_secret_value()))
-        elif value is not None or name == "default_user_email":
+        elif value is not None or name in ("default_user_email", "alert_url", "subject_label"):
             setattr(integration, name, value)
     integration.updated_at = utcnow()
     return set(given)
@@ -137,7 +184,8 @@ def new_integration(data: IntegrationCreate, box: SecretBox) -> tuple[Integratio
 PUBLIC_FIELDS = ("id", "name", "enabled", "tenant_domain", "extra_domains", "tenant_id", "client_id",
                  "booking_base_url", "default_store_id", "default_user_email", "ignore_tags", "block_minutes",
                  "horizon_days", "direction", "private_events", "exclude_subjects", "show_pending_as_tentative",
-                 "created_at", "updated_at")
+                 "refusal_feedback", "conflict_note", "subject_mode", "subject_label", "show_as", "event_sensitivity",
+                 "all_day", "room_lists", "buildings", "alert_url", "created_at", "updated_at")
 
 
 def public_view(integration: Integration) -> dict[str, Any]:
@@ -148,6 +196,7 @@ def public_view(integration: Integration) -> dict[str, Any]:
         out[name] = value.isoformat() if isinstance(value, datetime) else value
     out["client_secret_set"] = bool(integration.client_secret_enc)
     out["booking_api_key_set"] = bool(integration.booking_api_key_enc)
+    out["alert_secret_set"] = bool(integration.alert_secret_enc)
     return out
 
 
@@ -163,4 +212,13 @@ def policy_of(integration: Integration) -> Policy:
         private_events=cast(PrivateEvents, integration.private_events),
         exclude_subjects=tuple(integration.exclude_subjects),
         show_pending_as_tentative=integration.show_pending_as_tentative,
+        refusal_feedback=cast(RefusalFeedback, integration.refusal_feedback),
+        conflict_note=integration.conflict_note,
+        subject_mode=cast(SubjectMode, integration.subject_mode),
+        subject_label=integration.subject_label or SUBJECT_FIXED_DEFAULT,
+        show_as=tuple(sorted((k, cast(ShowAs, v)) for k, v in (integration.show_as or {}).items())),
+        sensitivity=cast(EventSensitivity, integration.event_sensitivity),
+        all_day=cast(AllDay, integration.all_day),
+        room_lists=tuple(integration.room_lists or ()),
+        buildings=tuple(integration.buildings or ()),
     )

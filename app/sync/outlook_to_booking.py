@@ -27,6 +27,8 @@ from app.core.outlook_rules import (
     Gone,
     Outcome,
     apply_availability,
+    decline_comment,
+    declines,
     evaluate,
     holds_live_copy,
     room_left,
@@ -36,7 +38,7 @@ from app.platform.db import session_scope
 from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room
-from app.sync import state
+from app.sync import journal, state
 from app.sync.integrations import policy_of
 from app.sync.rooms import active_rooms
 from app.sync.runtime import Runtime
@@ -95,6 +97,9 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
         for occurrence in rt.graph_call(room.mailbox_id, graph.instances(room.mailbox_id, event.id, start, end)):
             handle_event(rt, integration, policy, room, occurrence, read_at)
         return
+    if journal.handled(rt.engine, integration.id, event.last_modified, ical_uid=event.ical_uid, event_id=event.id):
+        log.info("change marked handled by an admin: left alone", ical_uid=event.ical_uid)
+        return
     with rt.locks.hold(f"meeting:{integration.id}:{event.ical_uid}"):
         link = _recover(rt, integration, state.by_meeting(rt.engine, integration.id, event.ical_uid))
         if link is None:
@@ -122,9 +127,10 @@ def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: 
     copy = RoomCopy(room.id, room.email, event.id, event.change_key)
     rooms = _active_rooms(rt, integration.id)
     live = (link.rooms_other_than(room.id) if link else set()) | {room.email}
-    outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC))
-    outcome = _check_availability(rt, integration, outcome, rooms, link)
-    _apply(rt, integration, rooms, link, event.ical_uid, outcome, copy, event.last_modified, leaving)
+    zone = (room.attributes or {}).get("time_zone")
+    outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC), zone if isinstance(zone, str) else None)
+    outcome, busy = _check_availability(rt, integration, outcome, rooms, link)
+    _apply(rt, integration, rooms, link, event.ical_uid, outcome, copy, event.last_modified, leaving, busy)
 
 
 def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
@@ -203,26 +209,43 @@ def _active_rooms(rt: Runtime, integration_id: str) -> dict[str, Room]:
 
 
 def _check_availability(rt: Runtime, integration: Integration, outcome: Outcome, rooms: dict[str, Room],
-                        link: LinkState | None) -> Outcome:
+                        link: LinkState | None) -> tuple[Outcome, tuple[str, ...]]:
+    """Rule 4 applied; and the rooms an update drops because the booking system has them busy (they decline)."""
     if not isinstance(outcome, DesiredLoan):
-        return outcome
+        return outcome, ()
     updating = link is not None and link.live_loan is not None
     if updating and link is not None and link.outlook_hash == outcome.fingerprint():
-        return outcome  # nothing changed: no need to ask
+        return outcome, ()  # nothing changed: no need to ask
     place_ids = {rooms[e].place_id: e for e in outcome.rooms}
     answer = rt.booking(integration).availability(
         [p for p in place_ids if p], outcome.start, outcome.end,
         exclude_loan=link.live_loan if updating and link else None)
     by_room = {email: answer.get(pid, False) for pid, email in place_ids.items() if pid}
-    return apply_availability(outcome, by_room, updating)
+    busy = tuple(r for r in outcome.rooms if not by_room.get(r, False)) if updating else ()
+    return apply_availability(outcome, by_room, updating), busy
+
+
+def _decline(rt: Runtime, integration: Integration, policy: Policy, room: Room, event_id: str,
+             refusal: Refusal) -> bool:
+    """Tell the organiser, as the room would, that the room gets no loan (SPEC §6 "Refusals reach the organiser"):
+    the room's copy is declined with the reason. Only for a decision (`declines`), and only with
+    `refusal_feedback: decline`. The copy goes (Exchange removes a declined copy): its notification then finds no
+    link to that copy (the caller records the link without it in the same lock), so nothing comes back."""
+    if policy.refusal_feedback != "decline" or not declines(refusal):
+        return False
+    graph = rt.graph(integration)
+    rt.graph_call(room.mailbox_id, graph.decline_event(room.mailbox_id, event_id, decline_comment(refusal, room.name)))
+    return True
 
 
 def _apply(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: LinkState | None, ical_uid: str,
-           outcome: Outcome, copy: RoomCopy | None, modified_at: datetime | None, leaving: str | None = None) -> None:
+           outcome: Outcome, copy: RoomCopy | None, modified_at: datetime | None, leaving: str | None = None,
+           busy: tuple[str, ...] = ()) -> None:
     """Perform the decided action on the booking system, then record it.
 
     `rooms`: the active rooms by e-mail the outcome was evaluated against; `copy`: the live copy just seen;
-    `leaving`: the room whose copy is no longer live."""
+    `leaving`: the room whose copy is no longer live; `busy`: rooms an update drops (busy in the booking system),
+    whose copies decline once the loan is written."""
     action: LoanAction = decide_outlook_change(outcome, link)
     booking = rt.booking(integration)
     loan: Loan | None = None
@@ -251,12 +274,33 @@ def _apply(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: 
         if loan is None:
             return
 
+    policy = policy_of(integration)
+    declined: list[str] = []
+    if isinstance(action, Refuse) and copy is not None and (link is None or link.live_loan is None):
+        # The meeting gets no loan: this room's copy says so. (A meeting that has a loan keeps it as it was.)
+        room = rooms.get(copy.room_email)
+        if room is not None and _decline(rt, integration, policy, room, copy.event_id, action.refusal):
+            declined.append(copy.room_id)
+            copy = None  # declined: the room keeps no copy
+    elif isinstance(action, UpdateLoan | CancelLoan) and busy and link is not None:
+        refusal = Refusal("invalid", "availability", "not available in the booking system: " + ", ".join(busy))
+        for email in busy:
+            room = rooms.get(email)
+            kept = None if room is None else link.copy_of(room.id) or (
+                copy if copy is not None and copy.room_id == room.id else None)
+            if room is not None and kept is not None and _decline(rt, integration, policy, room, kept.event_id,
+                                                                  refusal):
+                declined.append(room.id)
     after, note = _outcome_of(integration, link, ical_uid, action, loan)
+    if declined and note is not None:
+        note = replace(note, message=note.message + " — declined in Outlook with the reason")
     if after is not None:
         if copy is not None:
             after = after.with_copy(copy, modified_at)
         if leaving is not None:
             after = after.without_copy(leaving)
+        for room_id in declined:
+            after = after.without_copy(room_id)
     if isinstance(action, Nothing):
         log.debug("nothing to do", ical_uid=ical_uid, why=action.why)
     if after == link and note is None:

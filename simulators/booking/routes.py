@@ -25,9 +25,11 @@ from app.core.contract import (
     HookType,
     Loan,
     LoanCreate,
+    LoanNote,
     LoanPage,
     LoanPatch,
     PlaceUpsert,
+    ReturnRequest,
     UtcDatetime,
     hook_type_for,
 )
@@ -175,12 +177,25 @@ def build_app(store: BookingStore, faults: Faults, hooks: HookDispatcher, api_ke
         return _json(loan)
 
     async def cancel_loan(request: Request) -> Response:
-        _parse_body(CancelRequest, await request.body())  # the reason is validated, not stored
-        loan, changed = store.close_loan(request.path_params["loan_id"], "cancelled")
+        body = _parse_body(CancelRequest, await request.body())  # kept as `cancel_reason` (`no_show`, or text)
+        loan, changed = store.close_loan(request.path_params["loan_id"], "cancelled", reason=body.reason)
         store.stats.add("loans_cancelled")
         if changed:
             await announce("loan.cancelled", loan)
         return _json(loan)
+
+    async def return_loan(request: Request) -> Response:
+        body = _parse_body(ReturnRequest, await request.body())
+        loan, changed = store.close_loan(request.path_params["loan_id"], "returned", returned_at=body.returned_at)
+        store.stats.add("loans_returned")
+        if changed:
+            await announce(hook_type_for(loan), loan)
+        return _json(loan)
+
+    async def add_note(request: Request) -> Response:
+        note = store.add_note(request.path_params["loan_id"], _parse_body(LoanNote, await request.body()))
+        store.stats.add("notes_added")
+        return _json(note, 201)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -201,6 +216,8 @@ def build_app(store: BookingStore, faults: Faults, hooks: HookDispatcher, api_ke
             Route(f"{v1}/loans/{{loan_id}}", endpoint(get_loan), methods=["GET"]),
             Route(f"{v1}/loans/{{loan_id}}", endpoint(patch_loan), methods=["PATCH"]),
             Route(f"{v1}/loans/{{loan_id}}/cancel", endpoint(cancel_loan), methods=["POST"]),
+            Route(f"{v1}/loans/{{loan_id}}/return", endpoint(return_loan), methods=["POST"]),
+            Route(f"{v1}/loans/{{loan_id}}/notes", endpoint(add_note), methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )

@@ -13,6 +13,7 @@ from app.core.contract import (
     HookType,
     Loan,
     LoanItemRef,
+    LoanNote,
     LoanPatch,
     LoanStatus,
     Origin,
@@ -164,14 +165,28 @@ class BookingSimulator:
             self.hooks.emit(hook_type_for(loan), loan)
         return loan
 
-    def cancel_loan(self, loan_id: str) -> Loan:
-        return self._close(loan_id, "cancelled")
+    def cancel_loan(self, loan_id: str, reason: str | None = None) -> Loan:
+        """Cancel as a user would; `reason="no_show"` closes it as a no-show (kept as `cancel_reason`)."""
+        return self._close(loan_id, "cancelled", reason=reason)
+
+    def no_show(self, loan_id: str) -> Loan:
+        """The automatic check-out's closing of a loan whose requester never came (seed 001)."""
+        return self._close(loan_id, "cancelled", reason="no_show")
+
+    def return_loan(self, loan_id: str, returned_at: datetime | None = None) -> Loan:
+        """The loan's items brought back (an early return when before its end); sends `loan.updated`."""
+        return self._close(loan_id, "returned", returned_at=to_utc(returned_at) if returned_at else None)
 
     def refuse_loan(self, loan_id: str) -> Loan:
         return self._close(loan_id, "refused")
 
-    def _close(self, loan_id: str, status: LoanStatus) -> Loan:
-        loan, changed = self._store.close_loan(loan_id, status)
+    def notes(self, loan_id: str) -> list[LoanNote]:
+        """The notes the bridge added to a loan (`POST /v1/loans/{id}/notes`)."""
+        return self._store.notes(loan_id)
+
+    def _close(self, loan_id: str, status: LoanStatus, *, reason: str | None = None,
+               returned_at: datetime | None = None) -> Loan:
+        loan, changed = self._store.close_loan(loan_id, status, reason=reason, returned_at=returned_at)
         if changed:
             self.hooks.emit(hook_type_for(loan), loan)
         return loan

@@ -22,6 +22,7 @@ from app.core.contract import (
     Loan,
     LoanCreate,
     LoanItem,
+    LoanNote,
     LoanPatch,
     LoanStatus,
     Origin,
@@ -118,6 +119,7 @@ class BookingStore:
         self._loans: dict[str, Loan] = {}
         self._blocks: list[Block] = []
         self._keys: dict[str, tuple[str, str]] = {}  # Idempotency-Key -> (request fingerprint, loan id)
+        self._notes: dict[str, list[LoanNote]] = {}  # loan id -> notes the bridge added (e.g. conflicts)
         self._next_number = 1001
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
 
@@ -247,7 +249,8 @@ class BookingStore:
             return loan
 
     def update_loan(self, loan_id: str, patch: LoanPatch, *, if_match: int | None = None,
-                    status: LoanStatus | None = None, enforce_availability: bool = True) -> tuple[Loan, bool]:
+                    status: LoanStatus | None = None, enforce_availability: bool = True,
+                    closing: dict[str, object] | None = None) -> tuple[Loan, bool]:
         """Apply `patch` (and `status`, control API only). Returns the loan and whether anything changed."""
         with self._lock:
             loan = self.loan(loan_id)
@@ -263,6 +266,7 @@ class BookingStore:
                 update["items"] = self._place_items([ref.id for ref in patch.items]) + assets
             if status is not None:
                 update["status"] = status
+            update |= closing or {}  # `cancel_reason` / `returned_at` of a closing
             changed = loan.model_copy(update=update)
             if changed.start >= changed.end:
                 raise ApiError(422, "invalid_interval", "start must be before end")
@@ -274,15 +278,34 @@ class BookingStore:
             self._loans[loan_id] = changed
             return changed, True
 
-    def close_loan(self, loan_id: str, status: LoanStatus) -> tuple[Loan, bool]:
-        """Cancel or refuse; doing it again is a no-op, closing a loan closed otherwise is a conflict."""
+    def close_loan(self, loan_id: str, status: LoanStatus, *, reason: str | None = None,
+                   returned_at: datetime | None = None) -> tuple[Loan, bool]:
+        """Cancel, refuse or return; doing it again is a no-op, closing a loan closed otherwise is a conflict.
+        A cancel keeps its `reason` as `cancel_reason` (`no_show`: the requester never came); a return keeps
+        `returned_at` (default: now)."""
         with self._lock:
             loan = self.loan(loan_id)
             if loan.status == status:
                 return loan, False
             if loan.status in CLOSED_STATUSES:
                 raise ApiError(409, "loan_closed", f"loan is {loan.status}")
-            return self.update_loan(loan_id, LoanPatch(), status=status)
+            closing: dict[str, object] = {}
+            if status == "cancelled" and reason:
+                closing["cancel_reason"] = reason[:500]
+            if status == "returned":
+                closing["returned_at"] = returned_at or self._stamp()
+            return self.update_loan(loan_id, LoanPatch(), status=status, closing=closing)
+
+    def add_note(self, loan_id: str, note: LoanNote) -> LoanNote:
+        """`POST /v1/loans/{id}/notes`: kept with the loan; the loan itself (version, `updated_at`) is unchanged."""
+        with self._lock:
+            self.loan(loan_id)
+            self._notes.setdefault(loan_id, []).append(note)
+            return note
+
+    def notes(self, loan_id: str) -> list[LoanNote]:
+        with self._lock:
+            return list(self._notes.get(loan_id, []))
 
     def changed_since(self, since: datetime | None, cursor: str | None, limit: int) -> tuple[list[Loan], str | None]:
         with self._lock:

@@ -39,6 +39,8 @@ _SERIES_ONLY_FIELDS = {"attendees", "recurrence"}
 class Exchange:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
+        # (attendee's e-mail, iCalUId, comment) of each decline with sendResponse: what the organisers were told.
+        self.declines: list[tuple[str, str, str]] = []
 
     # Public methods return copies taken under the lock, so callers can render them while other threads write.
 
@@ -215,6 +217,36 @@ class Exchange:
                 self._cancel_meeting(event)
             else:
                 self._remove(self.tenant.calendar(mailbox), event)
+
+    def decline(self, mailbox: Mailbox, event_id: str, comment: str = "", send_response: bool = True) -> None:
+        """POST .../decline by an attendee (a room, on its behalf): the attendee's copy goes, and with `sendResponse`
+        the organiser's event shows that attendee `declined` (Exchange delivers the response with its comment).
+        Organisers cannot decline their own meeting (Graph answers 400)."""
+        with self.tenant.lock:
+            if (occurrence := self._occurrence_key(mailbox, event_id)) is not None:
+                # One occurrence of a series: the room's copy of it goes (the series stays accepted).
+                master = self._master(self.tenant.calendar(mailbox), occurrence[0])
+                if master.is_organizer:
+                    raise invalid_request("Your request can't be completed. The organizer can't decline the meeting.")
+                if send_response:
+                    self.declines.append((mailbox.email.lower(), master.ical_uid, comment))
+                self._drop_occurrence(master, occurrence[1])
+                return
+            event = self._get(mailbox, event_id)
+            if event.is_organizer:
+                raise invalid_request("Your request can't be completed. The organizer can't decline the meeting.")
+            address = mailbox.email.lower()
+            if send_response:
+                organizer = self.tenant.directory.find(event.organizer_address)
+                calendar = self.tenant.calendars.get(organizer.id) if organizer is not None else None
+                meeting = calendar.by_ical_uid(event.ical_uid) if calendar is not None else None
+                if meeting is not None and meeting.is_organizer:
+                    for attendee in meeting.attendees:
+                        if attendee.address.lower() == address:
+                            attendee.response, attendee.response_time = "declined", self.tenant.clock.now()
+                    self._store(calendar, meeting, "updated")  # type: ignore[arg-type]
+                self.declines.append((address, event.ical_uid, comment))
+            self._remove(self.tenant.calendar(mailbox), event)
 
     # -- Exchange rules ------------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
-from simulators.graph.auth import AppRegistration
+from simulators.graph.auth import AppRegistration, permission_of
 from simulators.graph.backend import GraphBackend
 from simulators.graph.delta import Window
 from simulators.graph.directory import Mailbox
@@ -29,7 +29,7 @@ from simulators.graph.events import Event
 from simulators.graph.timezones import parse_iso
 
 EVENT_READ_KINDS = {"events", "event", "calendarView", "delta", "instances"}
-EVENT_WRITE_KINDS = {"events", "event", "cancel"}
+EVENT_WRITE_KINDS = {"events", "event", "cancel", "decline"}
 _FILTER = re.compile(r"^\s*(iCalUId|transactionId)\s+eq\s+'([^']*)'\s*$")
 MAX_BATCH_REQUESTS = 20  # JSON batching limit
 BATCH_CONCURRENCY = 4  # batch items Graph runs at once
@@ -113,6 +113,9 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
             backend.stats.record_request(request.method, kind)
             try:
                 app = backend.issuer.authenticate(request.headers)
+                needed = permission_of(kind, request.method)
+                if needed is not None and needed in app.denied:
+                    raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
                 mailbox = backend.tenant.directory.require(request.path_params["user"]) if mailbox_scoped else None
                 async with backend.throttle.admit(app.client_id, mailbox.id if mailbox else None):
                     if backend.tunables.latency:
@@ -143,6 +146,7 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
         Route(f"{users}/events", endpoint("events", events_collection), methods=["GET", "POST"]),
         Route(f"{users}/events/{{event_id}}", endpoint("event", event_item), methods=["GET", "PATCH", "DELETE"]),
         Route(f"{users}/events/{{event_id}}/cancel", endpoint("cancel", cancel_event), methods=["POST"]),
+        Route(f"{users}/events/{{event_id}}/decline", endpoint("decline", decline_event), methods=["POST"]),
         Route(f"{users}/events/{{event_id}}/instances", endpoint("instances", event_instances), methods=["GET"]),
         Route(f"{users}/calendarView", endpoint("calendarView", calendar_view), methods=["GET"]),
         Route(f"{users}/calendarView/delta", endpoint("delta", calendar_view_delta), methods=["GET"]),
@@ -205,6 +209,16 @@ async def event_item(call: Call) -> Response:
 async def cancel_event(call: Call) -> Response:
     await call.json_body()  # {"comment": …}: accepted, not kept (room copies drop bodies anyway)
     call.backend.exchange.cancel(call.user, call.request.path_params["event_id"])
+    return Response(status_code=202)
+
+
+async def decline_event(call: Call) -> Response:
+    """`POST .../decline` `{"comment", "sendResponse"}` (the SDK writes `Comment`, `SendResponse`: Graph reads
+    property names case-insensitively)."""
+    body = {str(k).lower(): v for k, v in (await call.json_body()).items()}
+    comment = body.get("comment")
+    call.backend.exchange.decline(call.user, call.request.path_params["event_id"],
+                                  comment if isinstance(comment, str) else "", bool(body.get("sendresponse", True)))
     return Response(status_code=202)
 
 

@@ -16,7 +16,17 @@ from app.adapters.booking.client import (
     BookingRejected,
     BookingUnavailable,
 )
-from app.core.contract import Loan, LoanCreate, LoanItemRef, LoanPatch, LoanStatus, Place, PlaceUpsert, Requester
+from app.core.contract import (
+    Loan,
+    LoanCreate,
+    LoanItemRef,
+    LoanNote,
+    LoanPatch,
+    LoanStatus,
+    Place,
+    PlaceUpsert,
+    Requester,
+)
 from simulators.booking.state import ApiError, BookingStore
 from tests.twins.clock import TwinClock
 from tests.twins.faults import Faults
@@ -114,6 +124,13 @@ class BookingTwin:
             raise _translate(e) from None
         return self._written(loan, changed, "delete")
 
+    def add_note(self, loan_id: str, note: LoanNote) -> None:
+        self._enter()
+        try:
+            self.store.add_note(loan_id, note)
+        except ApiError as e:
+            raise _translate(e) from None
+
     def get_loan(self, loan_id: str) -> Loan:
         self._enter()
         try:
@@ -150,8 +167,9 @@ class BookingTwin:
             self.hooks.append(loan.id)
         return loan
 
-    def user_close_loan(self, loan_id: str, status: LoanStatus) -> Loan:
-        loan, changed = self.store.close_loan(loan_id, status)
+    def user_close_loan(self, loan_id: str, status: LoanStatus, *, reason: str | None = None,
+                        returned_at: datetime | None = None) -> Loan:
+        loan, changed = self.store.close_loan(loan_id, status, reason=reason, returned_at=returned_at)
         if changed:
             self.hooks.append(loan.id)
         return loan

@@ -76,6 +76,7 @@ def write_payload(write: EventWrite) -> dict[str, Any]:
         "start": _when(write.start),
         "end": _when(write.end),
         "showAs": write.show_as,
+        "sensitivity": write.sensitivity,
         "attendees": [{"type": "resource", "emailAddress": {"address": e, "name": n}} for e, n in write.rooms],
         "locations": [{"displayName": n, "locationType": "conferenceRoom", "locationEmailAddress": e,
                        "uniqueId": e, "uniqueIdType": "directory"} for e, n in write.rooms],
@@ -228,6 +229,17 @@ class GraphTwin:
                 raise _translate(e) from None
             return
         self._written("delete")
+
+    async def decline_event(self, mailbox: str, event_id: str, comment: str) -> None:
+        self._enter()
+        box = self._mailbox(mailbox)
+        try:
+            self.exchange.decline(box, event_id, comment)
+        except SimError as e:
+            if e.status != 404:
+                raise _translate(e) from None
+            return
+        self._written("decline")
 
     # -- subscriptions (bookkeeping only: notifications are recorded for every room anyway) -------------------------
 

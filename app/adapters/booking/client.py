@@ -23,6 +23,7 @@ from app.core.contract import (
     ErrorBody,
     Loan,
     LoanCreate,
+    LoanNote,
     LoanPage,
     LoanPatch,
     Place,
@@ -154,6 +155,17 @@ class BookingClient:
 
     def get_loan(self, loan_id: str) -> Loan:
         return _parse(Loan, self._request("GET", f"/loans/{_segment(loan_id)}"))
+
+    def add_note(self, loan_id: str, note: LoanNote) -> None:
+        """Mark a loan (`POST /v1/loans/{id}/notes`, a contract addition: e.g. a room declined its event in Outlook).
+        A booking system without notes answers 404 or 405: the mark is dropped (the journal keeps it)."""
+        try:
+            self._request("POST", f"/loans/{_segment(loan_id)}/notes", json=_dump(note))
+        except BookingNotFound:
+            pass
+        except BookingRejected as e:
+            if e.status != 405:
+                raise
 
     def changed_loans(self, since: datetime | None = None) -> Iterator[Loan]:
         """Every loan changed at or after `since` (all loans if None), oldest change first, across pages."""
