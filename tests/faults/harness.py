@@ -176,19 +176,21 @@ class Burst:
     loans: list[Any] = field(default_factory=list)  # booking-born
 
 
-def make_burst(sandbox: Sandbox, meetings: int, loans: int, tag: str = "B") -> Burst:
-    """`meetings` Outlook meetings (alice) and `loans` booking loans (bob), interleaved, each in a slot of its own."""
+def make_burst(sandbox: Sandbox, meetings: int, loans: int, tag: str = "B", meeting_day: int = 2,
+               loan_day: int = 40) -> Burst:
+    """`meetings` Outlook meetings (alice) and `loans` booking loans (bob), interleaved, each in a slot of its own
+    (another burst of the same test starts on other days)."""
     burst = Burst()
     total = meetings + loans
     for n in range(total):
         if n * meetings // total != (n + 1) * meetings // total:
             i = len(burst.meetings)
-            room, start, end = slot(2, i)
+            room, start, end = slot(meeting_day, i)
             burst.meetings.append(sandbox.graph.create_meeting(ORGANISER, f"{tag}-M{i}", start, end, rooms=[room],
                                                                time_zone="Romance Standard Time"))
         else:
             j = len(burst.loans)
-            room, start, end = slot(40, j)
+            room, start, end = slot(loan_day, j)
             burst.loans.append(sandbox.booking.create_loan(REQUESTER, start, end, places=[room]))
     return burst
 
@@ -221,6 +223,10 @@ def count(sandbox: Sandbox, burst: Burst) -> Counts:
     doubled = sum(1 for m in burst.meetings if loans_by_meeting.get(m["iCalUId"], 0) > 1) \
         + sum(1 for n in events_by_loan.values() if n > 1)
     return Counts(len(lost_meetings) + len(lost_loans), doubled, lost_meetings, lost_loans)
+
+
+def merge(*bursts: Burst) -> Burst:
+    return Burst([m for b in bursts for m in b.meetings], [loan for b in bursts for loan in b.loans])
 
 
 def applied(sandbox: Sandbox, burst: Burst) -> bool:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from datetime import timedelta
@@ -23,7 +24,9 @@ from tests.faults.harness import WAIT, Stack, make_burst, progress, settled_coun
 
 pytestmark = pytest.mark.slow
 
-OUTAGE_S = 45.0
+# The scenario is a 10-minute outage; the suite uses 45 s (the jobs behave the same: they wait, retried every
+# 2 s, bounded by WAIT_LIMIT_S = 6 h). ROOMBRIDGE_FAULT_OUTAGE_S=600 runs the full one.
+OUTAGE_S = float(os.environ.get("ROOMBRIDGE_FAULT_OUTAGE_S", "45"))
 
 
 def test_booking_system_down_then_back_everything_goes_through(tmp_path) -> None:
@@ -40,6 +43,8 @@ def test_booking_system_down_then_back_everything_goes_through(tmp_path) -> None
             # The bridge accepts the notifications and hooks; its jobs wait for the booking system.
             wait_for(lambda: sum(1 for d in sb.booking.hooks.deliveries if d.ok) >= loans, WAIT, "hooks acknowledged")
             wait_for(lambda: time.monotonic() - t_down >= OUTAGE_S, OUTAGE_S + 5, "the outage to last", interval=0.5)
+            print(f"[fault] booking system down: {len(sb.booking.hooks.deliveries)} hooks delivered, "
+                  f"{sb.graph.stats.notifications_delivered} notifications acknowledged meanwhile")
             assert progress(sb, burst) == 0
             sb.booking.up()
             t_up = time.monotonic()

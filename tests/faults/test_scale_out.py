@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from simulators.processes import wait_for
 from simulators.sandbox import Sandbox
 from simulators.server import free_port
-from tests.faults.harness import WAIT, Stack, make_burst, progress, settled_counts, wait_applied
+from tests.faults.harness import WAIT, Stack, make_burst, merge, progress, settled_counts, wait_applied
 
 pytestmark = pytest.mark.slow
 
@@ -144,15 +145,35 @@ def test_redis_restarted_empty_while_jobs_wait_is_detected_and_caught_up(tmp_pat
                   f"(hooks sent {sb.booking.stats.hooks_sent - hooked}), {waiting} entries waiting in Redis")
 
             own_redis.kill()
+            # Redis down during intake: webhooks answer 503 (never 500), the senders retry (as Graph does, for
+            # hours), and what they retry is accepted once Redis is back.
+            sb.graph.delivery.max_attempts = 10  # back-off 0.2 s doubled: ~100 s of attempts
+            sb.booking.hooks.max_attempts = 12  # back-off 0.05 s doubled: ~100 s of attempts
+            sub_id, sub = next(iter(sb.graph.subscriptions.items()))
+            notification = {"value": [{"subscriptionId": sub_id, "clientState": sub["clientState"],
+                                       "changeType": "updated", "resource": f"{sub['resource']}/AAMkprobe",
+                                       "resourceData": {"id": "AAMkprobe"}}]}
+            down: list[int] = []
+            with httpx.Client(base_url=stack.base_url, timeout=10) as http:
+                for _ in range(3):
+                    r = http.post("/graph/notifications", json=notification)
+                    down.append(r.status_code)
+                    assert r.status_code != 503 or r.headers.get("Retry-After", "").isdigit()
+            during = make_burst(sb, 10, 5, tag="D", meeting_day=20, loan_day=60)
+            wait_for(lambda: any(d.attempts > 1 for d in sb.booking.hooks.deliveries[-5:]), WAIT,
+                     "hooks refused while Redis is down")
+            print(f"[fault] Redis down: notifications answered {down}")
+            assert down == [503, 503, 503]
             own_redis.start()  # empty: no persistence
             t0 = time.monotonic()
             stack.start("worker")
-            applied_s = wait_applied(sb, burst, t0)
+            everything = merge(burst, during)
+            applied_s = wait_applied(sb, everything, t0)
             print(f"[fault] Redis restarted empty: every change applied {applied_s:.1f}s after the restart")
             assert client.exists("rbfault:bridge-marker")  # written again after the catch-up
             assert '"Redis has lost its data' in stack.log_text()
-            counts = settled_counts(sb, burst, f"Redis restarted empty with {meetings} meetings + {loans} loans "
-                                               "waiting")
+            counts = settled_counts(sb, everything, f"Redis restarted empty with {meetings} meetings + {loans} "
+                                                    "loans waiting, 10 + 5 more made while it was down")
             assert (counts.lost, counts.doubled) == (0, 0), counts
             client.close()
         finally:
