@@ -162,8 +162,10 @@ class GraphSimulator:
         attendees: Sequence[str] = (),
         transaction_id: str | None = None,
         recurrence: dict[str, Any] | None = None,
+        is_all_day: bool = False,
     ) -> dict[str, Any]:
         """Like Outlook: POST /users/{organizer}/events with the rooms as `resource` attendees and locations.
+        `is_all_day`: `start`/`end` are midnights in `time_zone`.
 
         `recurrence` (a Graph patternedRecurrence, e.g. `{"pattern": {"type": "weekly", "interval": 1, "daysOfWeek":
         ["monday"]}, "range": {"type": "numbered", "startDate": "2026-11-23", "numberOfOccurrences": 10}}`) makes it
@@ -188,6 +190,8 @@ class GraphSimulator:
             payload["transactionId"] = transaction_id
         if recurrence is not None:
             payload["recurrence"] = recurrence
+        if is_all_day:
+            payload["isAllDay"] = True
         event, _ = self.backend.exchange.create(self._mailbox(organizer), payload)
         return event.json()
 
