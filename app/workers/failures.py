@@ -37,7 +37,7 @@ from app.platform.locks import LockTimeout
 from app.platform.logging import get_logger
 from app.platform.models import Room, Subscription
 from app.platform.throttle import MailboxBusy
-from app.sync import journal
+from app.sync import alerts, journal
 from app.sync.runtime import current
 
 log = get_logger("roombridge.jobs")
@@ -110,7 +110,8 @@ class FailurePolicy(Middleware):
 
         if isinstance(exception, FINAL):
             log.warning("job failed, not retried", job=actor.actor_name, error=describe(exception))
-            self._journal(actor, message, "fail", describe(exception))
+            self._journal(actor, message, "fail", describe(exception),
+                          alert="graph_credentials" if isinstance(exception, GraphAuthError) else None)
             message.fail()
             return
 
@@ -150,10 +151,13 @@ class FailurePolicy(Middleware):
         text = (f"job {actor.actor_name} gave up ({why}): {runs} run(s), {message.options.get('retries', 0)} "
                 f"failed, {message.options.get('waits', 0)} waited; last error: {describe(exc)}")
         log.error("job gave up", job=actor.actor_name, message_id=message.message_id, detail=text)
-        self._journal(actor, message, GAVE_UP, text)
+        self._journal(actor, message, GAVE_UP, text, alert=GAVE_UP)
         message.fail()
 
-    def _journal(self, actor: AnyActor, message: MessageProxy, action: str, text: str) -> None:
+    def _journal(self, actor: AnyActor, message: MessageProxy, action: str, text: str,
+                 alert: str | None = None) -> None:
+        """Journal the failure; `alert`: it needs a person, so the integration's alert webhook is told too (issue
+        11.8, `app.sync.alerts`: at most once per problem per hour)."""
         args = _arguments(actor, message)
         direction = actor.options.get("journal_direction", actor.actor_name)
         try:
@@ -173,6 +177,13 @@ class FailurePolicy(Middleware):
         except Exception as e:  # noqa: BLE001 - the policy must decide the message's fate even without a journal
             log.error("job failure could not be journaled", job=actor.actor_name, action=action, detail=text,
                       error=describe(e))
+            return
+        if alert is not None:  # after the journal's transaction: the alert takes its own (a lease)
+            rt = current()
+            if alert == GAVE_UP:
+                alerts.job_gave_up(rt.engine, rt.box, integration_id, actor.actor_name, text)
+            else:
+                alerts.graph_credentials_refused(rt.engine, rt.box, integration_id, text)
 
 
     def _resolve(self, message: MessageProxy) -> None:
