@@ -7,6 +7,7 @@ import sys
 
 BENCHMARKS = {
     "burst": "bench.burst",  # 200 meetings changed, each notified 3 times: Graph reads per change, mailbox concurrency
+    "rooms": "bench.rooms",  # N rooms imported + subscribed (100 / 1,000 / 10,000), peak RSS, the renewal pass
 }
 
 

@@ -51,7 +51,8 @@ from app.sync.runtime import Runtime
 DIRECTION = "rooms"
 # A run that shows no progress (no page, no listing step) for this long is considered dead: another may start.
 LEASE_TTL = timedelta(minutes=15)
-SUBSCRIBE_AT_ONCE = 16  # subscription creates in flight per page job (each its own mailbox)
+SUBSCRIBE_AT_ONCE = 8  # subscription creates in flight per page job (each its own mailbox)
+WRITE_AT_ONCE = 8  # places upserted (and rooms stored) at once per page job
 BATCHES_AT_ONCE = 4  # $batch requests in flight per page job
 THROTTLED_ROUNDS = 6  # throttled batch items are tried again this often within the job, then the job waits
 MAX_INLINE_WAIT_S = 10.0  # a Retry-After longer than this goes back to the queue instead
@@ -247,9 +248,11 @@ def import_page(rt: Runtime, integration_id: str, run_id: str, number: int, room
         log.info("rooms import page of a replaced run: nothing to do", run_id=run_id, page=number)
         return [], []
 
+    started = clock.monotonic()
     mailbox_ids, settings = _read(rt, integration, rooms, known)
+    read_s = clock.monotonic() - started
     changed: list[tuple[GraphRoom, str, PlaceUpsert, str]] = []
-    active_ids: list[str] = []
+    active: dict[str, str] = {}  # email → room id, of the rooms active once this page is done
     skipped = 0
     for groom in rooms:
         mailbox_id = mailbox_ids.get(groom.email)
@@ -264,42 +267,49 @@ def import_page(rt: Runtime, integration_id: str, run_id: str, number: int, room
         mark = fingerprint(place, mailbox_id, groom)
         room = known.get(groom.email)
         if room is not None and room.active and room.place_id and (room.attributes or {}).get("import_hash") == mark:
-            active_ids.append(room.id)
+            active[groom.email] = room.id
         else:
             changed.append((groom, mailbox_id, place, mark))
 
-    places: dict[str, str] = {}
-    for groom, _mailbox_id, place, _mark in changed:
-        try:
-            places[groom.email] = rt.booking(integration).upsert_place(place).id
-        except BookingRejected as e:  # this room only: the others of the page go on
-            skipped += 1
-            with session_scope(rt.engine) as s:
-                journal.record(s, integration_id, DIRECTION, "import", "error",
-                               f"{groom.email}: the booking system refused the place ({e})")
-    with session_scope(rt.engine) as s:
-        for groom, mailbox_id, place, mark in changed:
-            if groom.email not in places:
-                continue
-            row = s.get(Room, known[groom.email].id) if groom.email in known else None
-            row = row or Room(integration_id=integration_id, email=groom.email, name=groom.name,
-                              mailbox_id=mailbox_id)
-            row.name, row.mailbox_id, row.place_id, row.active = groom.name, mailbox_id, places[groom.email], True
-            row.attributes = {"graph_place_id": groom.place_id, "tags": list(groom.tags),
-                              "time_zone": place.time_zone, "import_hash": mark}
-            row.updated_at = utcnow()
-            s.add(row)
-            s.flush()
-            active_ids.append(row.id)
-
+    # Each room done (place, then its row) on its own: a retry of the page skips the rooms already written.
+    with ThreadPoolExecutor(min(WRITE_AT_ONCE, len(changed)) or 1, thread_name_prefix="room-write") as pool:
+        results = list(pool.map(lambda item: _write_room(rt, integration, known.get(item[0].email), *item), changed))
+    written = sum(1 for r in results if r is not None)
+    skipped += len(results) - written
+    active.update((g.email, room_id) for (g, _m, _p, _k), room_id in zip(changed, results, strict=True) if room_id)
+    written_s = clock.monotonic() - started
+    active_ids = [active[r.email] for r in rooms if r.email in active]  # in Graph's order
     followups = _subscribe(rt, active_ids) if subscribe else []
-    unchanged = len(active_ids) - len(places)
-    if _page_done(rt, run_id, number, changed=len(places), unchanged=unchanged, skipped=skipped):
+    unchanged = len(active_ids) - written
+    log.info("rooms import page done", run_id=run_id, page=number, rooms=len(rooms), changed=written,
+             unchanged=unchanged, skipped=skipped, read_s=round(read_s, 2), written_s=round(written_s, 2),
+             seconds=round(clock.monotonic() - started, 2))
+    if _page_done(rt, run_id, number, changed=written, unchanged=unchanged, skipped=skipped):
         _finish(rt, integration_id, run_id)
-    order = {r.email: i for i, r in enumerate(rooms)}
+    return active_ids, followups
+
+
+def _write_room(rt: Runtime, integration: Integration, known: Room | None, groom: GraphRoom, mailbox_id: str,
+                place: PlaceUpsert, mark: str) -> str | None:
+    """Upsert the place, then store the room with its fingerprint: the room's id (None: the booking system refused
+    the place; that room only is journaled, the others of the page go on)."""
+    try:
+        place_id = rt.booking(integration).upsert_place(place).id
+    except BookingRejected as e:
+        with session_scope(rt.engine) as s:
+            journal.record(s, integration.id, DIRECTION, "import", "error",
+                           f"{groom.email}: the booking system refused the place ({e})")
+        return None
     with session_scope(rt.engine) as s:
-        by_id = {r.id: r.email for r in s.exec(select(Room).where(col(Room.id).in_(active_ids))).all()}
-    return sorted(active_ids, key=lambda i: order.get(by_id.get(i, ""), 0)), followups
+        row = s.get(Room, known.id) if known is not None else None
+        row = row or Room(integration_id=integration.id, email=groom.email, name=groom.name, mailbox_id=mailbox_id)
+        row.name, row.mailbox_id, row.place_id, row.active = groom.name, mailbox_id, place_id, True
+        row.attributes = {"graph_place_id": groom.place_id, "tags": list(groom.tags), "time_zone": place.time_zone,
+                          "import_hash": mark}
+        row.updated_at = utcnow()
+        s.add(row)
+        s.flush()
+        return row.id
 
 
 def fingerprint(place: PlaceUpsert, mailbox_id: str, room: GraphRoom) -> str:
