@@ -17,7 +17,7 @@ from app.platform.crypto import digest, new_token
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room, Subscription, utcnow
-from app.sync import journal
+from app.sync import alerts, journal
 from app.sync.runtime import Runtime
 
 DIRECTION = "subscriptions"
@@ -159,6 +159,7 @@ def _fall_back_to_polling(rt: Runtime, integration: Integration, room: Room, why
                            f"{room.email}: Graph refused a subscription ({why}); the room is polled instead")
     if first_time:
         out.append(ReconcileRoom(room.id))
+        alerts.rooms_polling(rt.engine, rt.box, integration.id, [room.email], why)  # a person should look (11.8)
 
 
 def renew(rt: Runtime, subscription_id: str, reauthorize: bool = False) -> list[FollowUp]:
