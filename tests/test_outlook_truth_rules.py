@@ -127,7 +127,7 @@ def test_show_as_settings_are_validated() -> None:
         with pytest.raises(ValidationError):
             IntegrationFields(show_as=bad)
     for name, value in (("subject_mode", "title"), ("event_sensitivity", "secret"), ("refusal_feedback", "email"),
-                        ("all_day", "maybe"), ("alert_url", "http://alerts.example.com/x"), ("room_lists", ["x"])):
+                        ("all_day", "maybe"), ("alert_url", "http://alerts.example.com/x")):
         with pytest.raises(ValidationError):
             IntegrationFields(**{name: value})
 
@@ -231,9 +231,7 @@ def test_decline_comments_say_which_rule_and_what_to_do() -> None:
 # --- point 7: sites ---------------------------------------------------------------------------------------------------
 
 def test_sites() -> None:
-    assert POLICY.in_site(None, frozenset())  # no limit
-    limited = replace(POLICY, buildings=("Lyon HQ",), room_lists=("paris-rooms@contoso.com",))
-    assert limited.in_site("lyon hq", frozenset())
-    assert limited.in_site(None, frozenset({"Paris-Rooms@contoso.com"}))
-    assert not limited.in_site("Nantes", frozenset({"nantes-rooms@contoso.com"}))
-    assert not limited.in_site(None, frozenset())
+    assert POLICY.in_site(None) and POLICY.in_site("Anywhere")  # no limit
+    limited = replace(POLICY, buildings=("Lyon HQ", "Paris"))
+    assert limited.in_site("lyon hq") and limited.in_site(" Paris ")
+    assert not limited.in_site("Nantes") and not limited.in_site(None)

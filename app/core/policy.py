@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +39,14 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return True
 
 
+def in_buildings(buildings: Collection[str], building: str | None) -> bool:
+    """Sites (SPEC §2 `buildings`, seed 003): no building set → every room; else the room's Graph `building` is one
+    of them (case-insensitive)."""
+    if not buildings:
+        return True
+    return building is not None and building.strip().casefold() in {b.strip().casefold() for b in buildings}
+
+
 @dataclass(frozen=True)
 class Policy:
     integration_id: str
@@ -56,7 +65,6 @@ class Policy:
     show_as: tuple[tuple[str, ShowAs], ...] = ()  # loan status → showAs, over the defaults (see `show_as_of`)
     sensitivity: EventSensitivity = "normal"
     all_day: AllDay = "send"
-    room_lists: tuple[str, ...] = ()  # e-mails of Graph room lists the integration is limited to (none: no limit)
     buildings: tuple[str, ...] = ()  # buildings the integration is limited to (none: no limit)
 
     def in_tenant(self, email: str) -> bool:
@@ -77,14 +85,8 @@ class Policy:
                 return show_as
         return "tentative" if status == "pending" and self.show_pending_as_tentative else "busy"
 
-    def in_site(self, building: str | None, room_lists: frozenset[str]) -> bool:
-        """Whether a room belongs to the sites the integration is limited to (SPEC §2 `buildings`, `room_lists`):
-        no limit set → every room; else a room in one of the buildings or in one of the room lists."""
-        if not self.buildings and not self.room_lists:
-            return True
-        if building is not None and building.casefold() in {b.casefold() for b in self.buildings}:
-            return True
-        return bool({r.lower() for r in self.room_lists} & {r.lower() for r in room_lists})
+    def in_site(self, building: str | None) -> bool:
+        return in_buildings(self.buildings, building)
 
     @property
     def outlook_to_booking(self) -> bool:

@@ -77,7 +77,6 @@ class IntegrationFields(BaseModel):
     show_as: dict[LoanStatus, ShowAs] | None = None
     event_sensitivity: EventSensitivity | None = None
     all_day: AllDay | None = None
-    room_lists: list[Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]] | None = None
     buildings: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
     alert_url: str | None = None
     alert_secret: SecretStr | None = None
@@ -98,11 +97,6 @@ class IntegrationFields(BaseModel):
             if not pattern.strip("*"):
                 raise ValueError(f"pattern {pattern!r} would exclude every subject")
         return v
-
-    @field_validator("room_lists")
-    @classmethod
-    def _lower(cls, v: list[str] | None) -> list[str] | None:
-        return [e.lower() for e in v] if v is not None else None
 
     @field_validator("alert_url")
     @classmethod
@@ -185,7 +179,7 @@ PUBLIC_FIELDS = ("id", "name", "enabled", "tenant_domain", "extra_domains", "ten
                  "booking_base_url", "default_store_id", "default_user_email", "ignore_tags", "block_minutes",
                  "horizon_days", "direction", "private_events", "exclude_subjects", "show_pending_as_tentative",
                  "refusal_feedback", "conflict_note", "subject_mode", "subject_label", "show_as", "event_sensitivity",
-                 "all_day", "room_lists", "buildings", "alert_url", "created_at", "updated_at")
+                 "all_day", "buildings", "alert_url", "created_at", "updated_at")
 
 
 def public_view(integration: Integration) -> dict[str, Any]:
@@ -219,6 +213,5 @@ def policy_of(integration: Integration) -> Policy:
         show_as=tuple(sorted((k, cast(ShowAs, v)) for k, v in (integration.show_as or {}).items())),
         sensitivity=cast(EventSensitivity, integration.event_sensitivity),
         all_day=cast(AllDay, integration.all_day),
-        room_lists=tuple(integration.room_lists or ()),
         buildings=tuple(integration.buildings or ()),
     )

@@ -40,6 +40,7 @@ from app.adapters.graph.errors import GraphError, GraphNotFound, GraphThrottled
 from app.core.contract import PlaceUpsert, WorkingHours
 from app.core.followups import FollowUp, Subscribe
 from app.core.graph import GraphRoom
+from app.core.policy import in_buildings
 from app.core.timezones import UnknownTimeZone, zone
 from app.platform import leases
 from app.platform.db import session_scope
@@ -181,7 +182,8 @@ def list_for_import(rt: Runtime, integration_id: str, run_id: str,
             listed = rt.run(_next_page(stream))
             if listed is None:
                 break
-            wanted = [r for r in listed if r.email and not ignored(r, ignore)]
+            wanted = [r for r in listed if r.email and not ignored(r, ignore)
+                      and in_buildings(integration.buildings, r.building)]  # sites: other buildings are ignored
             listed_ignored += len(listed) - len(wanted)
             wanted = [r for r in wanted if r.email not in wanted_emails]  # a room listed twice is imported once
             wanted_emails.update(r.email for r in wanted)
