@@ -87,6 +87,18 @@ def _token(conf: dict[str, Any], context: ssl.SSLContext) -> str:
     return str(r.json()["access_token"])
 
 
+async def _send(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
+    """One request, sent again when the server closed an idle keep-alive connection under it (uvicorn's 5 s
+    keep-alive against the client's pool): the bridge's own requests are retried too."""
+    for attempt in range(5):
+        try:
+            return (await client.request(method, url, **kw)).raise_for_status()
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def _raw(conf: dict[str, Any], hook: str) -> dict[str, float]:
     """List every /places page, then POST one subscription per room, then PATCH each once: seconds of each part."""
     context = ssl.create_default_context(cafile=conf["ca_file"])
@@ -98,7 +110,7 @@ async def _raw(conf: dict[str, Any], hook: str) -> dict[str, float]:
         emails: list[str] = []
         url: str | None = f"{graph}/places/microsoft.graph.room"
         while url:
-            page = (await client.get(url)).raise_for_status().json()
+            page = (await _send(client, "GET", url)).json()
             emails += [r["emailAddress"] for r in page["value"]]
             url = page.get("@odata.nextLink")
         gate = asyncio.Semaphore(concurrency)
@@ -106,10 +118,10 @@ async def _raw(conf: dict[str, Any], hook: str) -> dict[str, float]:
 
         async def subscribe(email: str) -> str:
             async with gate:
-                r = await client.post(f"{graph}/subscriptions", json={
+                r = await _send(client, "POST", f"{graph}/subscriptions", json={
                     "changeType": "created,updated,deleted", "notificationUrl": hook, "lifecycleNotificationUrl": hook,
                     "resource": f"/users/{email}/events", "expirationDateTime": expires, "clientState": "x" * 64})
-                return str(r.raise_for_status().json()["id"])
+                return str(r.json()["id"])
 
         ids = list(await asyncio.gather(*(subscribe(e) for e in emails)))
         imported = time.monotonic() - t0
@@ -117,8 +129,7 @@ async def _raw(conf: dict[str, Any], hook: str) -> dict[str, float]:
 
         async def renew(sid: str) -> None:
             async with gate:
-                (await client.patch(f"{graph}/subscriptions/{sid}",
-                                    json={"expirationDateTime": expires})).raise_for_status()
+                await _send(client, "PATCH", f"{graph}/subscriptions/{sid}", json={"expirationDateTime": expires})
 
         t0 = time.monotonic()
         await asyncio.gather(*(renew(s) for s in ids))
