@@ -5,7 +5,7 @@ take. So each pytest process keeps one bridge per kind for its whole session, st
 the embedded default (SQLite, one `serve`), and PostgreSQL + Redis with one or two `worker` processes. Their Graph is
 one `GraphHost`, which serves a tenant per test: every test gets a `Sandbox` of its own (its tenant, rooms,
 subscriptions, notification faults and counters; its booking system on its own port) and an integration of its own
-on the shared bridge, deleted afterwards. The simulators' counters and the integration's links and journal are thus
+on the shared bridge, disabled afterwards. The simulators' counters and the integration's links and journal are thus
 the test's alone, as with a bridge of its own. Tests that start, stop or kill processes still run their own bridge
 (`run_bridge`: the first path, case 13).
 """
