@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from app.core.timezones import parse_graph_datetime
 from app.platform.logging import configure_logging
 from app.platform.migrate import upgrade
 from app.platform.settings import load_settings
@@ -155,9 +156,44 @@ def _story(sandbox: Sandbox, api: httpx.Client) -> None:
     say(f"   → the meeting is gone from Bob's calendar after {time.monotonic() - t0:.2f}s")
 
     say()
+    say("7. Salle Jupiter is closed for maintenance in the booking system; Alice books it in Outlook anyway.")
+    t0 = time.monotonic()
+    start = datetime(day.year, day.month, day.day, 16, 0, tzinfo=PARIS)
+    booking.block("salle-jupiter@contoso.com", start - timedelta(hours=1), start + timedelta(hours=3))
+    refused = graph.create_meeting("alice@contoso.com", "Revue budget", start, start + timedelta(hours=1),
+                                   rooms=["salle-jupiter@contoso.com"], time_zone="Romance Standard Time")
+    declines = graph.backend.exchange.declines
+    _wait(lambda: [d for d in declines if d[1] == refused["iCalUId"]], "the room's decline")
+    answer = next(a["status"]["response"] for a in graph.event("alice@contoso.com", refused["id"])["attendees"]
+                  if a["emailAddress"]["address"].lower() == "salle-jupiter@contoso.com")
+    comment = next(d[2] for d in declines if d[1] == refused["iCalUId"])
+    say(f"   → after {time.monotonic() - t0:.2f}s Alice's Outlook shows Salle Jupiter '{answer}', with its reply:")
+    say(f"     \"{comment}\"")
+
+    say()
+    say("8. Bob's loan of Salle Saturne began half an hour ago; he brings the key back early.")
+    now = datetime.now(PARIS)
+    begun = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) - timedelta(minutes=30)
+    running = booking.create_loan({"email": "bob@contoso.com", "name": "Bob Durand"}, begun, begun + timedelta(hours=3),
+                                  places=["salle-saturne@contoso.com"], status="approved")
+    _wait(lambda: next((e for e in graph.events("bob@contoso.com")
+                        if not e.get("isCancelled") and running.number in e["subject"]), None), "the loan's event")
+    t0 = time.monotonic()
+    booking.return_loan(running.id)
+    shortened = _wait(lambda: next((e for e in graph.events("bob@contoso.com") if running.number in e["subject"]
+                                    and _end_of(e) < begun + timedelta(hours=3)), None), "the shortened event")
+    say(f"   → after {time.monotonic() - t0:.2f}s the meeting in Outlook ends at {_end_of(shortened):%H:%M} instead of "
+        f"{begun + timedelta(hours=3):%H:%M}: Salle Saturne shows free for the rest of the slot")
+
+    say()
     say("The journal of this run:")
     for entry in reversed(api.get(f"/api/integrations/{iid}/journal").json()["items"]):
         say(f"   [{entry['status']:<7}] {entry['direction']:<18} {entry['action']:<9} {entry['message']}")
+
+
+def _end_of(event: dict[str, Any]) -> datetime:
+    """A Graph event's end (as the simulator renders it: `dateTime` in `timeZone`) in Paris time."""
+    return parse_graph_datetime(event["end"]["dateTime"], event["end"]["timeZone"]).astimezone(PARIS)
 
 
 def main(argv: list[str] | None = None) -> int:
