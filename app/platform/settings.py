@@ -56,6 +56,8 @@ class Settings(BaseSettings):
                              "journal says it gave up (SPEC §2); waits (throttling, outages, busy locks) don't count")
     wait_limit_s: int = Field(6 * 3600, ge=1, le=7 * 86_400, description="how long a job may keep waiting "
                               "(throttling, booking system down, busy lock), from its first wait, before it gives up")
+    journal_retention_days: int = Field(90, ge=1, le=3650, description="journal entries older than this are "
+                                        "deleted by the scheduler (issue 10)")
 
     @field_validator("database_url")
     @classmethod

@@ -168,9 +168,9 @@ class FailurePolicy(Middleware):
                     log.error("job failure not journaled: no integration found", job=actor.actor_name,
                               action=action, detail=text)
                     return
-                loan_id = args.get("loan_id")
-                entry = journal.record(s, integration_id, direction, action, "error", text,
-                                       loan_id=loan_id if isinstance(loan_id, str) else None)
+                ids = {name: value if isinstance(value, str) else None
+                       for name in ("loan_id", "room_id", "event_id") for value in [args.get(name)]}
+                entry = journal.record(s, integration_id, direction, action, "error", text, **ids)
                 s.flush()
                 # Remembered with the message: when a later run goes through, the entry says it was resolved.
                 message.options["journaled"] = [*message.options.get("journaled", []), entry.id]

@@ -22,8 +22,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, col, select
 
 from app.platform import leases
+from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room, Subscription, utcnow
+from app.sync import journal
 from app.sync.runtime import Runtime
 from app.sync.subscriptions import renewal_due
 from app.workers import actors
@@ -117,6 +119,11 @@ def tick(rt: Runtime, memo: Memo, now: datetime | None = None) -> dict[str, int]
          + memo.fresh(due.reconcile, "reconcile", RECONCILE_EVERY, now), actors.reconcile_room.send),
         ("loans", memo.fresh(due.loans, "loans", LOANS_EVERY, now), actors.reconcile_loans.send),
     ]
+    if memo.fresh(["journal"], "purge", timedelta(hours=1), now):
+        with session_scope(rt.engine) as s:  # the journal's retention (issue 10)
+            purged = journal.purge(s, rt.settings.journal_retention_days, now)
+        if purged:
+            log.info("journal entries purged", count=purged, retention_days=rt.settings.journal_retention_days)
     sent: dict[str, int] = {}
     for kind, keys, send in plan:
         for key in keys:

@@ -10,7 +10,7 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -30,6 +30,22 @@ class AppRegistration:
     client_id: str
     secret: str
     service_principal_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # subscriptions' creatorId
+    # What an admin can get wrong in Entra ID (issue 10, test-connection): an expired secret, admin consent not
+    # granted, an application permission not given (Graph answers 403 to the calls that need it).
+    secret_expired: bool = False
+    consented: bool = True
+    denied: frozenset[str] = frozenset()
+
+
+# The application permission each Graph call of the simulator needs (a denied one answers 403).
+def permission_of(kind: str, method: str) -> str | None:
+    if kind == "places":
+        return "Place.Read.All"
+    if kind == "mailboxSettings":
+        return "MailboxSettings.Read"
+    if kind in ("events", "event", "calendarView", "delta", "instances", "cancel", "decline"):
+        return "Calendars.Read" if method == "GET" else "Calendars.ReadWrite"
+    return None
 
 
 class TokenIssuer:
@@ -44,6 +60,14 @@ class TokenIssuer:
         with self._lock:
             app = self._apps[client_id] = AppRegistration(client_id, secret)
             return app
+
+    def change(self, client_id: str, **what: object) -> None:
+        """Change an app registration (`secret_expired`, `consented`, `denied`), as an admin would in Entra ID.
+        Tokens already issued stay valid (as Entra's do until they expire); `denied` applies to every call at once."""
+        with self._lock:
+            self._apps[client_id] = replace(self._apps[client_id], **what)  # type: ignore[arg-type]
+            self._tokens = {token: (self._apps[client_id] if app.client_id == client_id else app, until)
+                            for token, (app, until) in self._tokens.items()}
 
     def revoke_all(self) -> None:
         with self._lock:
@@ -61,6 +85,12 @@ class TokenIssuer:
                 )
             if not secrets.compare_digest(app.secret, secret):
                 raise _EntraError(401, "invalid_client", 7000215, "Invalid client secret provided.")
+            if app.secret_expired:
+                raise _EntraError(401, "invalid_client", 7000222,
+                                  f"The provided client secret keys for app '{client_id}' are expired.")
+            if not app.consented:
+                raise _EntraError(400, "invalid_grant", 65001,
+                                  "The user or administrator has not consented to use the application.")
             token = secrets.token_urlsafe(48)
             self._tokens[token] = (app, time.monotonic() + TOKEN_LIFETIME_S)
         if self._stats is not None:

@@ -1,0 +1,339 @@
+"""The admin's work list (issue 10.2-10.4), against the simulated tenant and booking system over HTTP, on SQLite +
+in-process queue and on PostgreSQL + Redis (the `live` bridge of tests/test_rooms_import.py, plus a real dramatiq
+worker with the failure policy):
+
+- retry: a change the failure policy gave up on runs again through the job a hook would run, and goes through;
+- mark-handled: the change is then left alone by the hook's job and by the booking-side reconciliation, until a newer
+  change of the loan arrives;
+- test-connection: each failure (wrong secret, expired secret, unknown tenant, consent missing, a missing Graph
+  permission, booking key refused) gives its own message, and the last result is kept;
+- stats count what the journal holds; the journal's filters and cursor paging.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from sqlmodel import Session, select
+from starlette.testclient import TestClient
+
+from app.platform.db import session_scope
+from app.platform.migrate import upgrade
+from app.platform.models import Integration, JournalEntry, Link
+from app.sync import journal
+from app.web.app import create_app
+from app.workers import actors
+from app.workers.broker import start_worker
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.test_rooms_import import JUPITER, Live, live_fixture, stack_urls_fixture  # noqa: F401 - fixtures
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+ALICE = {"email": "alice@contoso.com", "name": "Alice Martin"}
+DEADLINE_S = 120.0
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout:.0f}s: {what}")
+
+
+def api(live: Live, method: str, path: str, **kw: Any) -> httpx.Response:
+    return httpx.request(method, live.base_url + path, headers=AUTH, timeout=60, **kw)
+
+
+def slot(days: int, hour: int) -> tuple[datetime, datetime]:
+    start = (datetime.now(UTC) + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(hours=1)
+
+
+def deny(live: Live, *permissions: str) -> None:
+    live.sandbox.graph.backend.issuer.change(live.sandbox.client_id, denied=frozenset(permissions))
+
+
+def link_of(live: Live, loan_id: str) -> Link | None:
+    with Session(live.rt.engine) as s:
+        return s.exec(select(Link).where(Link.loan_id == loan_id)).first()
+
+
+def entry(live: Live, entry_id: str) -> JournalEntry:
+    with Session(live.rt.engine) as s:
+        row = s.get(JournalEntry, entry_id)
+        assert row is not None
+        return row
+
+
+def error_of(live: Live, loan_id: str) -> JournalEntry | None:
+    with Session(live.rt.engine) as s:
+        return s.exec(select(JournalEntry).where(JournalEntry.loan_id == loan_id,
+                                                 JournalEntry.status == "error")).first()
+
+
+@pytest.fixture
+def worked(live: Live) -> Iterator[Live]:
+    """`live` with its rooms imported and subscribed, and a real worker (the failure policy) on its broker."""
+    live.import_and_subscribe()
+    live.clear()
+    worker = start_worker(live.broker, 2)
+    live.worker = worker  # type: ignore[attr-defined]
+    try:
+        yield live
+    finally:
+        worker.stop()
+
+
+def settle(live: Live) -> None:
+    """Every job enqueued so far has run (the queues empty, then the worker idle). A job that failed is not an error
+    here: the tests look at what it did."""
+    extra = {"fail_fast": False} if isinstance(live.broker, StubBroker) else {}
+    for queue in (actors.process_loan.queue_name, actors.reconcile_loans.queue_name):
+        live.broker.join(queue, timeout=int(DEADLINE_S * 1000), **extra)
+    live.worker.join()  # type: ignore[attr-defined]
+
+
+def test_retry_runs_the_change_again_and_it_goes_through(worked: Live) -> None:
+    live = worked
+    deny(live, "Calendars.ReadWrite")  # the event write is refused: the job fails for good (GraphAuthError)
+    loan = live.sandbox.booking.create_loan(ALICE, *slot(3, 9), places=[JUPITER])
+    actors.process_loan.send(live.integration_id, loan.id)  # as the loan's hook would
+    failed = wait_for("the failure journaled", lambda: error_of(live, loan.id))
+    assert failed.direction == "booking_to_outlook" and failed.attempts == 1
+    assert link_of(live, loan.id) is None or link_of(live, loan.id).organizer_event_id is None
+
+    listed = api(live, "GET", f"/api/integrations/{live.integration_id}/journal?status=error").json()["items"]
+    assert [e["id"] for e in listed] == [failed.id]
+    assert listed[0]["outcome"] == "error" and listed[0]["loan_id"] == loan.id and "403" in listed[0]["message"]
+
+    deny(live)  # the admin fixed the permission
+    r = api(live, "POST", f"/api/journal/{failed.id}/retry")
+    assert r.status_code == 202 and r.json() == {"status": "queued", "jobs": 1}
+    wait_for("the retried change written to Outlook",
+             lambda: (link := link_of(live, loan.id)) is not None and link.organizer_event_id)
+    wait_for("the entry resolved", lambda: entry(live, failed.id).status == journal.RESOLVED)
+    assert api(live, "GET", f"/api/integrations/{live.integration_id}/journal?status=error").json()["items"] == []
+
+
+def test_mark_handled_is_never_retried_until_a_newer_change(worked: Live) -> None:
+    live = worked
+    deny(live, "Calendars.ReadWrite")
+    loan = live.sandbox.booking.create_loan(ALICE, *slot(4, 10), places=[JUPITER])
+    actors.process_loan.send(live.integration_id, loan.id)
+    failed = wait_for("the failure journaled", lambda: error_of(live, loan.id))
+
+    r = api(live, "POST", f"/api/journal/{failed.id}/mark-handled")
+    assert r.status_code == 200 and r.json()["outcome"] == "handled" and r.json()["handled_at"]
+    deny(live)  # the change could go through now: it must not, the admin said it is handled
+    actors.process_loan.send(live.integration_id, loan.id)  # a late hook of the same change
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    actors.reconcile_loans.send(live.integration_id, since)  # booking-side reconciliation / backfill
+    settle(live)
+    link = link_of(live, loan.id)
+    assert link is None or link.organizer_event_id is None
+    assert entry(live, failed.id).status == journal.HANDLED
+
+    live.sandbox.booking.update_loan(loan.id, end=slot(4, 10)[1] + timedelta(minutes=30))  # a newer change
+    actors.process_loan.send(live.integration_id, loan.id)
+    wait_for("the newer change written to Outlook",
+             lambda: (link := link_of(live, loan.id)) is not None and link.organizer_event_id)
+
+
+def test_retry_and_mark_handled_of_unknown_entries(live: Live) -> None:
+    for path in ("/api/journal/nope/retry", "/api/journal/nope/mark-handled", "/api/journal/a%00b/retry"):
+        r = api(live, "POST", path)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    with session_scope(live.rt.engine) as s:
+        note = journal.record(s, live.integration_id, "connection", "test", "ok", "{}")
+        s.flush()
+        note_id = note.id
+    r = api(live, "POST", f"/api/journal/{note_id}/retry")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_retryable"
+
+
+# --- test-connection ---------------------------------------------------------------------------------------------
+
+
+def checks_of(live: Live, **body: Any) -> dict[str, dict[str, str]]:
+    r = api(live, "POST", f"/api/integrations/{live.integration_id}/test-connection", json=body)
+    assert r.status_code == 200, r.text
+    return {c["name"]: c for c in r.json()["checks"]}
+
+
+def patch(live: Live, **fields: Any) -> None:
+    r = api(live, "PATCH", f"/api/integrations/{live.integration_id}", json=fields)
+    assert r.status_code == 200, r.text
+
+
+def test_connection_checks_each_thing_and_explains_each_failure(live: Live) -> None:
+    live.import_and_subscribe()
+    issuer = live.sandbox.graph.backend.issuer
+    client_id = live.sandbox.client_id
+
+    ok = checks_of(live, write=True)
+    assert {n: c["status"] for n, c in ok.items()} == {
+        "token": "ok", "list_rooms": "ok", "read_calendar": "ok", "mailbox_settings": "ok", "write_event": "ok",
+        "booking_reachable": "ok", "booking_key": "ok", "default_store": "skipped"}
+    assert checks_of(live)["write_event"]["status"] == "skipped"  # the write probe only when asked
+
+    messages: dict[str, str] = {}
+    patch(live, client_secret="not-the-secret")
+    failed = checks_of(live)["token"]
+    assert failed["status"] == "failed" and "secret is wrong" in failed["detail"] and "7000215" in failed["detail"]
+    messages["wrong secret"] = failed["detail"]
+    patch(live, client_secret=live.sandbox.client_secret)
+
+    issuer.change(client_id, secret_expired=True)
+    failed = checks_of(live)["token"]
+    assert "expired" in failed["detail"] and "new client secret" in failed["fix"]
+    messages["expired"] = failed["detail"]
+    issuer.change(client_id, secret_expired=False, consented=False)
+    failed = checks_of(live)["token"]
+    assert "consent" in failed["detail"] and "Grant admin consent" in failed["fix"]
+    messages["consent"] = failed["detail"]
+    issuer.change(client_id, consented=True)
+
+    tenant = live.sandbox.tenant_id
+    patch(live, tenant_id="99999999-9999-4999-8999-999999999999")
+    failed = checks_of(live)["token"]
+    assert "tenant does not exist" in failed["detail"] and "tenant_id" in failed["fix"]
+    messages["tenant"] = failed["detail"]
+    patch(live, tenant_id=tenant)
+
+    for permission, check in (("MailboxSettings.Read", "mailbox_settings"), ("Place.Read.All", "list_rooms"),
+                              ("Calendars.Read", "read_calendar"), ("Calendars.ReadWrite", "write_event")):
+        deny(live, permission)
+        result = checks_of(live, write=True)
+        failed = result[check]
+        assert failed["status"] == "failed" and permission in failed["detail"] and permission in failed["fix"]
+        assert [n for n, c in result.items() if c["status"] == "failed"] == [check]
+        messages[permission] = failed["detail"]
+    deny(live)
+
+    patch(live, booking_api_key="not-the-key")
+    result = checks_of(live)
+    assert result["booking_key"]["status"] == "failed" and "refused the API key" in result["booking_key"]["detail"]
+    messages["booking key"] = result["booking_key"]["detail"]
+    assert "not-the-key" not in str(result)
+
+    assert len(set(messages.values())) == len(messages), messages  # each failure its own message
+    kept = api(live, "GET", f"/api/integrations/{live.integration_id}/test-connection")
+    assert kept.status_code == 200 and {c["name"]: c for c in kept.json()["checks"]} == result
+    assert kept.json()["ok"] is False
+
+
+# --- stats and the journal's filters -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(database_url):
+    upgrade(database_url)
+    with TestClient(create_app(make_settings(database_url), run_worker=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _integration(client: TestClient) -> str:
+    r = client.post("/api/integrations", headers=AUTH, json=dict(
+        name="Stats", tenant_domain="contoso.com", tenant_id="11111111-2222-3333-4444-555555555555",
+        client_id="66666666-7777-8888-9999-000000000000", client_secret="s", booking_base_url="https://b.example.com",
+        booking_api_key="k", default_store_id="store-1", enabled=False))
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _write(client: TestClient, integration_id: str, rows: list[tuple[datetime, str, str, str]]) -> None:
+    from app.sync.runtime import current
+
+    with session_scope(current().engine) as s:
+        for at, direction, status, action in rows:
+            e = journal.record(s, integration_id, direction, action, status, "x",
+                               loan_id=f"ln-{at.timestamp()}-{direction}-{status}-{action}")
+            e.at = e.last_at = at
+            s.add(e)
+
+
+def test_stats_count_what_the_journal_holds(client: TestClient) -> None:
+    iid = _integration(client)
+    other = _integration(client)
+    monday = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    rows = [
+        (monday, "outlook_to_booking", "ok", "create"),
+        (monday + timedelta(hours=2), "outlook_to_booking", "ok", "update"),
+        (monday + timedelta(hours=3), "outlook_to_booking", "invalid", "skip"),
+        (monday + timedelta(days=1), "booking_to_outlook", "ok", "create"),
+        (monday + timedelta(days=1), "booking_to_outlook", "error", "gave_up"),
+        (monday + timedelta(days=2), "outlook_to_booking", "error", "wait"),
+        (monday + timedelta(days=7), "outlook_to_booking", "skipped", "skip"),
+    ]
+    _write(client, iid, rows)
+    _write(client, other, rows[:3])  # another integration's entries are not counted
+    r = client.get(f"/api/integrations/{iid}/stats", headers=AUTH,
+                   params={"from": "2026-11-23", "to": "2026-12-07", "bucket": "day"})
+    assert r.status_code == 200, r.text
+    days = {p["start"]: p for p in r.json()["periods"]}
+    assert len(days) == 14
+    assert days["2026-11-23"]["counts"] == {"outlook_to_booking": {"synced": 2, "invalid": 1}}
+    assert days["2026-11-24"]["counts"] == {"booking_to_outlook": {"synced": 1, "error": 1}}
+    assert days["2026-11-25"]["counts"] == {"outlook_to_booking": {"waiting": 1}}
+    assert days["2026-11-30"]["counts"] == {"outlook_to_booking": {"skipped": 1}}
+    assert sum(p["total"] for p in days.values()) == len(rows)
+    weeks = client.get(f"/api/integrations/{iid}/stats", headers=AUTH,
+                       params={"from": "2026-11-23", "to": "2026-12-07", "bucket": "week"}).json()
+    assert [(p["start"], p["total"]) for p in weeks["periods"]] == [("2026-11-23", 6), ("2026-11-30", 1)]
+    backlog = weeks["backlog"]
+    assert backlog["open_errors"] == 1 and backlog["waiting"] == 1
+    assert backlog["oldest_waiting_at"].startswith("2026-11-25T09:00")
+    for bad in ({"bucket": "month"}, {"from": "yesterday"}, {"from": "2026-12-07", "to": "2026-11-23"},
+                {"from": "2020-01-01", "to": "2026-01-01"}):
+        r = client.get(f"/api/integrations/{iid}/stats", headers=AUTH, params=bad)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid", bad
+
+
+def test_journal_filters_and_cursor_paging(client: TestClient) -> None:
+    iid = _integration(client)
+    base = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    _write(client, iid, [(base + timedelta(minutes=i), "outlook_to_booking" if i % 2 else "booking_to_outlook",
+                          "ok" if i % 3 else "error", "create") for i in range(25)])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 10, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/integrations/{iid}/journal", headers=AUTH, params=params).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 25
+    errors = client.get(f"/api/integrations/{iid}/journal", headers=AUTH,
+                        params={"status": "error", "direction": "booking_to_outlook"}).json()["items"]
+    assert {e["at"][:16] for e in errors} == {(base + timedelta(minutes=i)).isoformat()[:16]
+                                              for i in range(25) if i % 3 == 0 and i % 2 == 0}
+    ranged = client.get(f"/api/integrations/{iid}/journal", headers=AUTH,
+                        params={"from": (base + timedelta(minutes=5)).isoformat(),
+                                "to": (base + timedelta(minutes=8)).isoformat()}).json()["items"]
+    assert len(ranged) == 3
+    for bad in ({"limit": 0}, {"status": "nope"}, {"cursor": "!!"}, {"from": "x"}):
+        r = client.get(f"/api/integrations/{iid}/journal", headers=AUTH, params=bad)
+        assert r.status_code == 422, bad
+
+
+def test_journal_retention_purges_old_entries(client: TestClient) -> None:
+    from app.sync.runtime import current
+
+    iid = _integration(client)
+    now = datetime.now(UTC)
+    _write(client, iid, [(now - timedelta(days=91), "rooms", "ok", "import"),
+                         (now - timedelta(days=89), "rooms", "ok", "import")])
+    with session_scope(current().engine) as s:
+        assert journal.purge(s, current().settings.journal_retention_days) == 1
+    with Session(current().engine) as s:
+        assert len(s.exec(select(JournalEntry).where(JournalEntry.integration_id == iid)).all()) == 1
+        assert s.get(Integration, iid) is not None
