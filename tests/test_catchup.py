@@ -135,3 +135,25 @@ def test_drain_waits_for_delayed_jobs_too(tmp_path) -> None:
         assert broker_mod.pending(broker) == n
         assert drain(app, timeout_s=60)
         assert sorted(ran) == list(range(n))
+
+
+def test_drain_does_not_wait_for_jobs_due_after_it(tmp_path) -> None:
+    """A renewal due in 2 hours, a retry after a long back-off: the drain cannot finish them, so it does not wait
+    for them (the next start re-derives them); with pytest's 300 s limit, waiting would fail this test."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False):
+        broker = app.state.broker
+        ran: list[str] = []
+
+        @dramatiq.actor(broker=broker, queue_name="admin")
+        def job(what: str) -> None:
+            ran.append(what)
+
+        job.send_with_options(args=("later",), delay=2 * 3600_000)
+        job.send_with_options(args=("soon",), delay=200)
+        job.send("now")
+        assert not drain(app, timeout_s=3000)  # the late one (in 2 h) is left behind...
+        assert sorted(ran) == ["now", "soon"]  # ... after the others were finished
+        assert broker_mod.pending(broker) == 1

@@ -5,6 +5,7 @@ The same actors (workers/actors.py) run in both modes; this module only builds t
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import current_millis
 from dramatiq.middleware import CurrentMessage, Middleware
 
 from app.platform.logging import request_id_var
@@ -52,6 +54,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
                              middleware=middleware)
     else:
         broker = StubBroker(middleware=middleware)
+        broker.add_middleware(DelayedJobs())
     broker.add_middleware(RequestId())
     broker.add_middleware(CurrentMessage())  # lets a job know which message it runs
     return broker
@@ -74,20 +77,60 @@ def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     return worker
 
 
+class DelayedJobs(Middleware):
+    """The due time of every delayed job of the in-process broker (a coalesced hint, a retry after a back-off, a
+    subscription renewal minutes away), so that a drain waits for the ones due before it ends and not for the rest."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, int] = {}  # message id → epoch ms
+        self._guard = threading.Lock()
+
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int) -> None:
+        if delay:
+            with self._guard:
+                self._due[message.message_id] = current_millis() + delay
+
+    def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None,
+                              exception: BaseException | None = None) -> None:
+        with self._guard:
+            due = self._due.get(message.message_id)
+            # A failed job may have been enqueued again with a new delay just now (the failure policy runs first).
+            if due is not None and due <= current_millis():
+                del self._due[message.message_id]
+
+    after_skip_message = after_process_message
+
+    def due_before(self, epoch_ms: int) -> int:
+        with self._guard:
+            return sum(1 for due in self._due.values() if due <= epoch_ms)
+
+
 def pending(broker: dramatiq.Broker) -> int:
     """Jobs the in-process broker still holds: waiting, delayed or running (a message is finished once acked).
     0 for Redis: its jobs are not this process's to finish (a stopping worker hands its own back)."""
     if not isinstance(broker, StubBroker):
         return 0
-    return sum(q.unfinished_tasks for q in broker.queues.values())
+    return int(sum(q.unfinished_tasks for q in broker.queues.values()))
+
+
+def _to_finish(broker: StubBroker, until_ms: int) -> int:
+    """Jobs waiting or running, and delayed jobs due before `until_ms`."""
+    ready = int(sum(q.unfinished_tasks for name, q in broker.queues.items() if name not in broker.delay_queues))
+    delayed = next((m for m in broker.middleware if isinstance(m, DelayedJobs)), None)
+    return ready + (delayed.due_before(until_ms) if delayed is not None else 0)
 
 
 def drain(broker: dramatiq.Broker, timeout_s: float) -> bool:
-    """Wait until the in-process broker holds no job (True), or `timeout_s` passes (False: what is left is lost with
-    the process, and the catch-up at the next start re-derives it)."""
+    """Finish the jobs the in-process broker holds: wait until none is waiting or running and no delayed one is due
+    within `timeout_s`. True if nothing at all is left; False if some are (delayed beyond the drain, or the time ran
+    out): they are lost with the process, and re-derived after the next start (the catch-up; renewals by the
+    scheduler from the database)."""
+    if not isinstance(broker, StubBroker):
+        return True
     deadline = time.monotonic() + timeout_s
-    while pending(broker):
+    until_ms = current_millis() + int(timeout_s * 1000)
+    while _to_finish(broker, until_ms):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
-    return True
+    return pending(broker) == 0
