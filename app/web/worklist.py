@@ -64,7 +64,8 @@ def _when(request: Request, name: str) -> datetime | None:
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not (1 <= int(raw) <= MAX_LIMIT):
+    # ASCII digits, at most 4 (str.isdigit takes "²", and int() refuses 5,000 digits)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not (1 <= int(raw) <= MAX_LIMIT):
         raise _bad("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 
