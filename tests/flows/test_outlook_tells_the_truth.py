@@ -214,7 +214,7 @@ def test_an_early_return_of_a_meeting_born_in_outlook_frees_its_room(world: Worl
     assert_quiet(world)
 
 
-# --- 5. all-day meetings -----------------------------------------------------------------------------------------------
+# --- 5. all-day meetings ----------------------------------------------------------------------------------------------
 
 def _all_day(world: World, zone: str = "Europe/Paris") -> None:
     with session_scope(world.rt.engine) as s:
