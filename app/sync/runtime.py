@@ -1,6 +1,11 @@
-"""What a process needs to do sync work: settings, database, secrets, clients per integration, one event loop.
+"""What a process needs to do sync work: settings, database, secrets, clients per integration, the event loops.
 
 One `Runtime` per process (serve, worker, scheduler, demo). Actors reach it with `runtime.current()`.
+
+The Graph SDK is async. Its calls run on a small pool of event-loop threads (as many as the worker threads, at most
+`MAX_LOOPS`): each calling thread is bound to one loop for its life, and each loop has its own Graph client per
+integration (an httpx/azure-identity client belongs to the loop it was made on). So the Graph calls of several jobs
+no longer queue behind one loop thread per process.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from app.platform.settings import Settings
 from app.platform.throttle import MailboxSlots
 
 T = TypeVar("T")
+MAX_LOOPS = 16
 
 _current: "Runtime | None" = None
 
@@ -49,22 +55,37 @@ class Runtime:
         self.slots = MailboxSlots(RedisBackend(client=self.redis) if self.redis else StubBackend(),  # type: ignore[no-untyped-call]  # dramatiq: unannotated
                                   settings.graph_mailbox_concurrency, prefix=f"{ns}:graph-mailbox:")
         self._guard = threading.Lock()
-        self._loop: EventLoopThread | None = None
-        # Clients are cached per integration and rebuilt when its credentials or endpoints change.
-        self._graph: dict[str, tuple[tuple[str, ...], GraphGateway]] = {}
+        self._loops: list[EventLoopThread] = []
+        self._max_loops = max(1, min(settings.worker_threads, MAX_LOOPS))
+        self._assigned = 0
+        self._bound = threading.local()  # .loop: the index of the calling thread's loop
+        # Clients are cached per (loop, integration) and rebuilt when its credentials or endpoints change.
+        self._graph: dict[tuple[int, str], tuple[tuple[str, ...], GraphGateway]] = {}
         self._booking: dict[str, tuple[tuple[str, ...], BookingClient]] = {}
         self._retired_graph: list[GraphGateway] = []
         self._retired_booking: list[BookingClient] = []
 
     # --- the event loop the async Graph SDK runs on ----------------------------------------------------------------
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on this process's event loop thread and wait for it (from any worker thread)."""
+    def _loop_index(self) -> int:
+        """The loop the calling thread is bound to (bound at its first call, round robin; started on demand)."""
+        index: int | None = getattr(self._bound, "loop", None)
+        if index is not None and index < len(self._loops):
+            return index
         with self._guard:
-            if self._loop is None:
-                self._loop = EventLoopThread(logging.getLogger("roombridge.loop"))
-                self._loop.start(timeout=5)
-        return self._loop.run_coroutine(coro)
+            index = self._assigned % self._max_loops
+            self._assigned += 1
+            while index >= len(self._loops):
+                loop = EventLoopThread(logging.getLogger("roombridge.loop"))
+                loop.start(timeout=5)
+                self._loops.append(loop)
+        self._bound.loop = index
+        return index
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the calling thread's event loop thread and wait for it (from any worker thread)."""
+        index = self._loop_index()
+        return self._loops[index].run_coroutine(coro)
 
     def graph_call(self, mailbox: str, coro: Coroutine[Any, Any, T]) -> T:
         """A Graph request on `mailbox`, holding one of its concurrency slots (raises `MailboxBusy`)."""
@@ -82,8 +103,9 @@ class Runtime:
             return self._graph_factory(integration)  # type: ignore[no-any-return]
         key = (integration.tenant_id, integration.client_id, integration.client_secret_enc,
                self.settings.graph_base_url, self.settings.graph_authority_host)
+        slot = (self._loop_index(), integration.id)  # the client of the loop this thread's calls run on
         with self._guard:  # check and create at once: two threads must never build (and race on) two clients
-            cached = self._graph.get(integration.id)
+            cached = self._graph.get(slot)
             if cached and cached[0] == key:
                 return cached[1]
             gateway = GraphGateway(
@@ -95,7 +117,7 @@ class Runtime:
             )
             if cached:
                 self._retired_graph.append(cached[1])  # may still be in use by another thread: closed at exit
-            self._graph[integration.id] = (key, gateway)
+            self._graph[slot] = (key, gateway)
             return gateway
 
     def booking(self, integration: Integration) -> BookingClient:
@@ -113,7 +135,12 @@ class Runtime:
             return client
 
     def close(self) -> None:
-        for gateway in [g for _k, g in self._graph.values()] + self._retired_graph:
+        for (index, _i), (_k, gateway) in self._graph.items():
+            try:
+                self._loops[index].run_coroutine(gateway.close())  # on the loop its connections belong to
+            except Exception:  # noqa: BLE001 - closing on the way out
+                pass
+        for gateway in self._retired_graph:
             try:
                 self.run(gateway.close())
             except Exception:  # noqa: BLE001 - closing on the way out
@@ -124,9 +151,10 @@ class Runtime:
         self._booking.clear()
         self._retired_graph.clear()
         self._retired_booking.clear()
-        if self._loop is not None:
-            self._loop.stop()  # type: ignore[no-untyped-call]  # dramatiq: unannotated
-            self._loop = None
+        for loop in self._loops:
+            loop.stop()  # type: ignore[no-untyped-call]  # dramatiq: unannotated
+        self._loops.clear()
+        self._assigned = 0
         if self.redis is not None:
             self.redis.close()
         self.engine.dispose()

@@ -46,6 +46,13 @@ _NOBODY_KNOWS = secrets.token_urlsafe(32)
 
 class _HookLoan(BaseModel):
     id: str = Field(min_length=1, max_length=128, pattern=_LOAN_ID.pattern)
+    # The loan's version names the change: repeats of one hook coalesce on it (platform/hints.py). Any value is
+    # accepted (the job re-reads the loan); only a plain integer is used.
+    version: object = None
+
+    def change_tag(self) -> str:
+        v = self.version
+        return f"v{v}" if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**18 else ""
 
 
 class _Hook(BaseModel):
@@ -90,8 +97,8 @@ def _forget_delivery(integration_id: str, delivery_id: str) -> None:
         s.commit()
 
 
-def _enqueue(integration_id: str, loan_id: str) -> None:
-    actors.send_loan_hint(integration_id, loan_id)
+def _enqueue(integration_id: str, loan_id: str, tag: str) -> None:
+    actors.send_loan_hint(integration_id, loan_id, tag)
 
 
 def _check_signature(secret: str, body: bytes, header: str | None) -> None:
@@ -143,7 +150,7 @@ async def booking_hook(request: Request) -> Response:
         HOOKS.labels("duplicate").inc()
         return Response(status_code=202)
     try:
-        await run_in_threadpool(_enqueue, integration_id, hook.loan.id)
+        await run_in_threadpool(_enqueue, integration_id, hook.loan.id, hook.loan.change_tag())
     except Exception as e:  # noqa: BLE001 - any broker failure means "not durably enqueued": let the sender retry
         log.error("queue unavailable", error=type(e).__name__)
         if delivery_id is not None:

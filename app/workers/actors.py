@@ -87,21 +87,23 @@ def reconcile_loans(integration_id: str, since: str | None = None) -> None:
                               since=datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
 
 
-def send_event_hint(integration_id: str, room_id: str, event_id: str, change_type: str) -> bool:
-    """Enqueue one read for a burst of hints about the same event (SPEC §6); False if one is already pending."""
+def send_event_hint(integration_id: str, room_id: str, event_id: str, change_type: str, tag: str = "") -> bool:
+    """Enqueue one read for a burst of hints about the same event (SPEC §6); False if one is already pending or the
+    hint repeats the change (`tag`: its `@odata.etag`) a started job reads."""
     return _send_coalesced(process_room_event, hints.key(room_id, event_id),
-                           (integration_id, room_id, event_id, change_type))
+                           (integration_id, room_id, event_id, change_type), tag)
 
 
-def _send_coalesced(actor: failures.AnyActor, key: str, args: tuple[str, ...]) -> bool:
-    """Enqueue `actor(*args)` after the coalescing window, unless a job for `key` is already pending."""
+def _send_coalesced(actor: failures.AnyActor, key: str, args: tuple[str, ...], tag: str = "") -> bool:
+    """Enqueue `actor(*args)` unless a job for `key` is pending (platform/hints.py): at once for a tagged hint, after
+    the coalescing window otherwise."""
     gate = current().hints
-    if not gate.claim(key):
+    if not gate.claim(key, tag):
         return False
     try:
-        actor.send_with_options(args=args, delay=gate.window_ms or None)
+        actor.send_with_options(args=args, delay=gate.delay_ms(tag))
     except BaseException:
-        gate.release(key)  # not enqueued: the next hint must not be swallowed by a stale mark
+        gate.forget(key)  # not enqueued: the next hint must not be swallowed by a stale mark
         raise
     return True
 
@@ -118,10 +120,11 @@ def process_loan(integration_id: str, loan_id: str) -> None:
     booking_to_outlook.process_loan(current(), integration_id, loan_id)
 
 
-def send_loan_hint(integration_id: str, loan_id: str) -> bool:
-    """Enqueue one re-read for a burst of reverse hooks about the same loan (SPEC §7); False if one is pending."""
+def send_loan_hint(integration_id: str, loan_id: str, tag: str = "") -> bool:
+    """Enqueue one re-read for a burst of reverse hooks about the same loan (SPEC §7); False if one is pending or
+    the hook repeats the loan version (`tag`) a started job reads."""
     return _send_coalesced(process_loan, booking_to_outlook.hint_key(integration_id, loan_id),
-                           (integration_id, loan_id))
+                           (integration_id, loan_id), tag)
 
 
 def dispatch(followups: list[FollowUp]) -> None:
