@@ -382,10 +382,11 @@ async def _both(graph: Any, emails: list[str], settings_keys: list[str]) -> tupl
 
 
 def _slots(rt: Runtime, mailboxes: Iterable[str]) -> ExitStack:
-    """One slot of each mailbox, held while its batch items run (Graph counts them against the mailbox's 4)."""
+    """One slot per request on its mailbox, held while the batch items run (Graph counts them against the mailbox's
+    4; a new room's id lookup and its settings read are two)."""
     stack = ExitStack()
     try:
-        for mailbox in dict.fromkeys(m.lower() for m in mailboxes):
+        for mailbox in mailboxes:
             stack.enter_context(rt.slots.hold(mailbox))
     except BaseException:
         stack.close()
