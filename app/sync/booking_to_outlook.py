@@ -18,7 +18,7 @@ from typing import Final
 
 from sqlmodel import Session, col, delete, select
 
-from app.adapters.booking.client import BookingNotFound
+from app.adapters.booking.client import BookingError, BookingNotFound
 from app.adapters.graph.errors import GraphNotFound
 from app.core.actions import (
     CreateEvent,
@@ -307,8 +307,12 @@ def _declined_in_outlook(rt: Runtime, integration: Integration, policy: Policy, 
     message = (f"{', '.join(declined)} declined the event of loan {loan.number} in Outlook (booked there at "
                f"{d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC): the two calendars disagree")
     if policy.conflict_note:
-        rt.booking(integration).add_note(loan.id, LoanNote(kind="conflict", message=message))
-        message += "; the loan is marked in the booking system"
+        # Best effort: the event is written and recorded already, so a retry of this job would not come back here.
+        try:
+            rt.booking(integration).add_note(loan.id, LoanNote(kind="conflict", message=message))
+            message += "; the loan is marked in the booking system"
+        except BookingError as e:
+            message += f"; the loan could not be marked in the booking system ({e.code})"
     state.save(rt.engine, integration.id, None, Note(DIRECTION, "conflict", "conflict", message, "room_declined"),
                ical_uid=ical_uid, loan_id=loan.id)
 

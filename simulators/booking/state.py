@@ -50,6 +50,8 @@ class BookingStats:
     creates_by_key: Counter[str] = field(default_factory=Counter)  # successful POSTs per key, replays included
     loans_patched: int = 0  # successful PATCH calls, even those that changed nothing
     loans_cancelled: int = 0  # successful cancel calls
+    loans_returned: int = 0  # successful POST /v1/loans/{id}/return
+    notes_added: int = 0  # successful POST /v1/loans/{id}/notes
     places_upserted: int = 0
     places_deactivated: int = 0
     availability_calls: int = 0

@@ -1,0 +1,236 @@
+"""Issue 11 end to end: real `roombridge` processes (PostgreSQL + Redis, two workers) against the simulators over
+HTTP. Refusals declined with the reason (1), a room declining a loan's event marked as a conflict (2), early return
+and no-show (3), all-day meetings (5), sites by building (7), signed failure alerts, once per problem (8). The
+details of each behaviour are in tests/flows/test_outlook_tells_the_truth.py; here the same paths run for real."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.core.signing import SIGNATURE_HEADER, verify
+from simulators.graph.errors import GraphError as SimGraphError
+from simulators.sandbox import ROOMS, GraphHost, Sandbox
+from tests.e2e.harness import WAIT, Bridges, SharedBridge, wait_for
+from tests.e2e.two_way import wired
+
+pytestmark = pytest.mark.slow
+PARIS = ZoneInfo("Europe/Paris")
+JUPITER, SATURNE = "salle-jupiter@contoso.com", "salle-saturne@contoso.com"
+ALERT_SECRET = "e2e-alert-secret-0123456789"
+
+
+@pytest.fixture
+def shared(request: pytest.FixtureRequest, bridges: Bridges) -> SharedBridge:
+    return bridges.get(request, "postgres+redis", workers=2)
+
+
+@contextmanager
+def integration_on(shared: SharedBridge, sandbox: Sandbox, **settings: Any) -> Iterator[dict[str, Any]]:
+    """The sandbox wired both ways (reverse hooks aimed at the bridge) through an integration with `settings`."""
+    with wired(shared, sandbox, **settings) as tw:
+        yield {"id": tw.integration_id}
+
+
+def day(hour: int, days: int = 2) -> datetime:
+    d = (datetime.now(PARIS) + timedelta(days=days)).date()
+    return datetime(d.year, d.month, d.day, hour, tzinfo=PARIS)
+
+
+def organiser_event(sandbox: Sandbox, organiser: str, ical_uid: str | None = None) -> Any:
+    backend = sandbox.graph.backend
+    events = backend.exchange.events_of(backend.tenant.directory.require(organiser))
+    return next((e for e in events if ical_uid is None or e.ical_uid == ical_uid), None)
+
+
+def response_of(event: Any, room: str) -> str:
+    return next(a.response for a in event.attendees if a.address.lower() == room)
+
+
+def journal(shared: SharedBridge, integration: dict[str, Any]) -> list[dict[str, Any]]:
+    return shared.bridge.api("GET", f"/api/integrations/{integration['id']}/journal",
+                             params={"limit": 200}).json()["items"]
+
+
+# --- 1 ---------------------------------------------------------------------------------------------------------------
+
+def test_a_meeting_refused_by_the_booking_system_is_declined_with_its_reason(shared, graph_host: GraphHost) -> None:
+    with Sandbox.start(host=graph_host) as sandbox, integration_on(shared, sandbox) as integration:
+        sandbox.booking.block(JUPITER, day(9), day(11))
+        meeting = sandbox.graph.create_meeting("alice@contoso.com", "Budget", day(10), day(11), rooms=[JUPITER],
+                                               time_zone="Romance Standard Time")
+        declines = sandbox.graph.backend.exchange.declines
+        wait_for(lambda: declines, WAIT, "the room's decline")
+        [(room, ical_uid, comment)] = declines
+        assert room == JUPITER and ical_uid == meeting["iCalUId"] and "already booked" in comment
+        assert response_of(organiser_event(sandbox, "alice@contoso.com"), JUPITER) == "declined"
+        sandbox.settle()
+        assert sandbox.booking.loans == {} and len(declines) == 1  # its own notification changed nothing
+        assert any("declined in Outlook" in e["message"] for e in journal(shared, integration))
+
+
+# --- 2 ---------------------------------------------------------------------------------------------------------------
+
+def test_a_room_declining_a_loans_event_is_a_conflict_and_marks_the_loan(shared, graph_host: GraphHost) -> None:
+    with Sandbox.start(host=graph_host) as sandbox, integration_on(
+            shared, sandbox, conflict_note=True, exclude_subjects=["Outlook only*"]) as integration:
+        # Saturne is taken in Outlook by a meeting the bridge does not sync; the booking system thinks it is free.
+        sandbox.graph.create_meeting("bob@contoso.com", "Outlook only: interview", day(14), day(15),
+                                     rooms=[SATURNE], time_zone="Romance Standard Time")
+        sandbox.settle()
+        loan = sandbox.booking.create_loan({"email": "alice@contoso.com", "name": "Alice Martin"},
+                                           day(14), day(15), places=[SATURNE])
+        try:
+            wait_for(lambda: sandbox.booking.notes(loan.id), WAIT, "the conflict note on the loan")
+        except AssertionError:
+            raise AssertionError(f"no conflict note; journal: {journal(shared, integration)}; Bob: "
+                                 f"{sandbox.graph.events('alice@contoso.com')}") from None
+        [note] = sandbox.booking.notes(loan.id)
+        assert note.kind == "conflict" and SATURNE in note.message
+        assert any(e["status"] == "conflict" and SATURNE in e["message"] for e in journal(shared, integration))
+
+
+# --- 3 ---------------------------------------------------------------------------------------------------------------
+
+def _running_loan(sandbox: Sandbox) -> tuple[str, datetime, Any]:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    loan = sandbox.booking.create_loan({"email": "alice@contoso.com", "name": "Alice Martin"}, start,
+                                       start + timedelta(hours=4), places=[JUPITER])
+    event = wait_for(lambda: organiser_event(sandbox, "alice@contoso.com"), WAIT, "the loan's event")
+    return loan.id, start, event
+
+
+def test_an_early_return_frees_the_room_in_outlook(shared, graph_host: GraphHost) -> None:
+    with Sandbox.start(host=graph_host) as sandbox, integration_on(shared, sandbox):
+        loan_id, start, event = _running_loan(sandbox)
+        sandbox.booking.return_loan(loan_id, returned_at=start + timedelta(hours=1, minutes=7))
+        wanted = start + timedelta(hours=1, minutes=15)
+        wait_for(lambda: organiser_event(sandbox, "alice@contoso.com").end == wanted, WAIT, "the event shortened")
+        backend = sandbox.graph.backend
+        copy = next(e for e in backend.exchange.events_of(backend.tenant.directory.require(JUPITER))
+                    if e.ical_uid == event.ical_uid)
+        assert copy.end == wanted and not copy.is_cancelled  # the room shows free after the return
+
+
+def test_a_no_show_frees_the_room_in_outlook(shared, graph_host: GraphHost) -> None:
+    with Sandbox.start(host=graph_host) as sandbox, integration_on(shared, sandbox):
+        loan_id, start, event = _running_loan(sandbox)
+        closed = sandbox.booking.no_show(loan_id).updated_at
+        wait_for(lambda: organiser_event(sandbox, "alice@contoso.com").end < start + timedelta(hours=4), WAIT,
+                 "the event shortened")
+        end = organiser_event(sandbox, "alice@contoso.com").end
+        assert closed <= end < closed + timedelta(minutes=15)
+
+
+# --- 5 ---------------------------------------------------------------------------------------------------------------
+
+def test_an_all_day_meeting_is_a_full_day_loan_and_can_be_skipped(shared, graph_host: GraphHost) -> None:
+    with Sandbox.start(host=graph_host) as sandbox, integration_on(shared, sandbox) as integration:
+        midnight = day(0, days=3)
+        sandbox.graph.create_meeting("alice@contoso.com", "Offsite", midnight, midnight + timedelta(days=1),
+                                     rooms=[JUPITER], time_zone="Romance Standard Time", is_all_day=True)
+        [loan] = wait_for(lambda: list(sandbox.booking.loans.values()), WAIT, "the all-day loan")
+        assert (loan.start, loan.end) == (midnight, midnight + timedelta(days=1))  # the room's day (Paris)
+        r = shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}", json={"all_day": "skip"})
+        assert r.status_code == 200 and r.json()["all_day"] == "skip"
+        sandbox.graph.create_meeting("bob@contoso.com", "Seminar", midnight + timedelta(days=1),
+                                     midnight + timedelta(days=2), rooms=[SATURNE],
+                                     time_zone="Romance Standard Time", is_all_day=True)
+        wait_for(lambda: any(e.get("rule") == "all_day" for e in journal(shared, integration)), WAIT,
+                 "the all-day meeting skipped")
+        assert len(sandbox.booking.loans) == 1
+
+
+# --- 7 ---------------------------------------------------------------------------------------------------------------
+
+def test_an_integration_limited_to_a_building_serves_only_that_site(shared, graph_host: GraphHost) -> None:
+    rooms = [*ROOMS, dict(email="salle-lyon@contoso.com", display_name="Salle Lyon", capacity=8, building="Lyon",
+                          floor_number=1, tags=[], time_zone="Romance Standard Time")]
+    with Sandbox.start(rooms, host=graph_host) as sandbox, integration_on(shared, sandbox,
+                                                                          buildings=["siège"]) as integration:
+        imported = shared.bridge.api("GET", f"/api/integrations/{integration['id']}/rooms").json()["items"]
+        assert sorted(r["email"] for r in imported if r["active"]) == [JUPITER, SATURNE]
+        sandbox.graph.create_meeting("alice@contoso.com", "Lyon", day(9), day(10), rooms=["salle-lyon@contoso.com"],
+                                     time_zone="Romance Standard Time")
+        sandbox.graph.create_meeting("alice@contoso.com", "Paris", day(9), day(10), rooms=[JUPITER],
+                                     time_zone="Romance Standard Time")
+        wait_for(lambda: sandbox.booking.loans, WAIT, "the Paris loan")
+        sandbox.settle()
+        [loan] = sandbox.booking.loans.values()
+        assert [i.place_email for i in loan.items] == [JUPITER]
+        assert "salle-lyon@contoso.com" not in sandbox.booking.places or not sandbox.booking.places[
+            "salle-lyon@contoso.com"].active
+
+
+# --- 8 ---------------------------------------------------------------------------------------------------------------
+
+class Receiver:
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, Any], str, bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                outer.received.append((json.loads(body), self.headers.get(SIGNATURE_HEADER, ""), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/roombridge-alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+def test_rooms_fallen_back_to_polling_send_one_signed_alert(shared, graph_host: GraphHost, receiver: Receiver,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    rooms = [*ROOMS, dict(email="salle-mars@contoso.com", display_name="Salle Mars", capacity=4, building="Siège",
+                          floor_number=1, tags=[], time_zone="Romance Standard Time")]
+    with Sandbox.start(rooms, host=graph_host) as sandbox:
+        refused = {sandbox.graph.user_id(SATURNE), sandbox.graph.user_id("salle-mars@contoso.com")}
+        subs = sandbox.graph.backend.subscriptions
+        create = subs.create
+
+        async def refusing(payload, app):  # type: ignore[no-untyped-def]  # an access policy excluding two rooms
+            if any(r in payload.get("resource", "") for r in refused):
+                raise SimGraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            return await create(payload, app)
+
+        monkeypatch.setattr(subs, "create", refusing)
+        r = shared.bridge.api("POST", "/api/integrations", json=sandbox.integration(
+            alert_url=receiver.url, alert_secret=ALERT_SECRET))
+        assert r.status_code == 201, r.text
+        integration = r.json()
+        assert "alert_secret" not in integration and integration["alert_secret_set"] is True
+        try:
+            def polled() -> bool:
+                items = shared.bridge.api("GET", f"/api/integrations/{integration['id']}/rooms").json()["items"]
+                return sum(1 for room in items if room.get("polling")) == 2
+            wait_for(polled, WAIT, "two rooms polled")
+            wait_for(lambda: receiver.received, WAIT, "the alert")
+            sandbox.settle()
+            [(message, signature, body)] = receiver.received  # two rooms fell back: one alert within the hour
+            verify(ALERT_SECRET, body, signature)
+            assert message["kind"] == "polling" and message["integration"]["id"] == integration["id"]
+            assert ALERT_SECRET not in body.decode() and sandbox.client_secret not in body.decode()
+        finally:
+            wait_for(lambda: shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}",
+                                               json={"enabled": False}).status_code == 200, WAIT, "disabled")
