@@ -108,7 +108,8 @@ def test_rotate_hook_secret_and_delete(client) -> None:
     url = f"/api/integrations/{created['id']}"
     rotated = client.post(url + "/rotate-hook-secret", headers=AUTH).json()["hook_secret"]
     assert rotated != created["hook_secret"]
-    assert client.delete(url, headers=AUTH).status_code == 204
+    deleted = client.delete(url, headers=AUTH)
+    assert deleted.status_code == 200 and deleted.json()["deleted"] == created["id"]
     assert client.get(url, headers=AUTH).status_code == 404
     assert client.delete(url, headers=AUTH).status_code == 404
 

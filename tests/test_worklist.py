@@ -337,3 +337,42 @@ def test_journal_retention_purges_old_entries(client: TestClient) -> None:
     with Session(current().engine) as s:
         assert len(s.exec(select(JournalEntry).where(JournalEntry.integration_id == iid)).all()) == 1
         assert s.get(Integration, iid) is not None
+
+
+# --- lifecycle -----------------------------------------------------------------------------------------------------
+
+
+def graph_subscriptions(live: Live, integration_id: str) -> list[dict[str, Any]]:
+    with Session(live.rt.engine) as s:
+        integration = s.get(Integration, integration_id)
+    return list(live.rt.run(live.rt.graph(integration).list_subscriptions()))
+
+
+def test_disabling_deletes_the_subscriptions_and_deleting_says_what_it_did(live: Live) -> None:
+    from app.platform.models import Subscription
+    from app.sync import rooms
+
+    room_ids = live.import_and_subscribe()
+    assert len(graph_subscriptions(live, live.integration_id)) == len(room_ids) > 0
+    r = api(live, "PATCH", f"/api/integrations/{live.integration_id}", json={"enabled": False})
+    assert r.status_code == 200, r.text
+    assert r.json()["disabled"] == {"subscriptions_deleted": len(room_ids), "subscriptions_not_deleted": 0}
+    assert graph_subscriptions(live, live.integration_id) == []  # deleted in Graph, not only forgotten
+    with Session(live.rt.engine) as s:
+        assert {row.status for row in s.exec(select(Subscription)).all()} == {"removed"}
+
+    # Deleting: the booking system is left alone unless asked.
+    r = api(live, "DELETE", f"/api/integrations/{live.integration_id}?deactivate_places=maybe")
+    assert r.status_code == 422
+    r = api(live, "DELETE", f"/api/integrations/{live.integration_id}")
+    assert r.status_code == 200 and r.json()["deleted"] == live.integration_id
+    assert "unchanged" in r.json()["booking_system"] and r.json()["subscriptions_deleted"] == 0
+    assert all(p.active for p in live.sandbox.booking.places.values())
+    assert api(live, "GET", f"/api/integrations/{live.integration_id}").status_code == 404
+
+    # ... and deactivates its places when asked.
+    created = api(live, "POST", "/api/integrations", json=live.sandbox.integration()).json()
+    rooms.import_rooms(live.rt, created["id"])
+    r = api(live, "DELETE", f"/api/integrations/{created['id']}?deactivate_places=true")
+    assert r.status_code == 200 and r.json()["places_deactivated"] == len(live.sandbox.booking.places) > 0
+    assert not any(p.active for p in live.sandbox.booking.places.values())

@@ -26,6 +26,7 @@ from app.platform.crypto import new_token
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Link, Room, Subscription
+from app.sync import lifecycle
 from app.sync.integrations import IntegrationCreate, IntegrationFields, apply_fields, new_integration, public_view
 from app.sync.rooms import active_rooms
 from app.sync.runtime import current
@@ -237,19 +238,42 @@ async def patch_integration(request: Request) -> Response:
             except Exception:
                 _undo_patch(integration.id, before, integration.updated_at)
                 raise
-        return public_view(integration)
+        view = public_view(integration)
+        if "enabled" in changed and not integration.enabled and before["enabled"]:
+            # Disabled: the flows stop at once (they check `enabled`); its Graph subscriptions are deleted now.
+            view["disabled"] = lifecycle.drop_all_subscriptions(rt, integration, "integration disabled")
+        return view
 
     return JSONResponse(await run_in_threadpool(work))
 
 
 @admin
 async def delete_integration(request: Request) -> Response:
-    def work() -> None:
-        with session_scope(current().engine) as s:
-            s.delete(_get(s, request.path_params["id"]))
+    """Deletes its Graph subscriptions and everything the bridge kept; the booking system is left as it is unless
+    `?deactivate_places=true`. Answers what it did."""
+    flag = request.query_params.get("deactivate_places", "false")
+    if flag not in ("true", "false"):
+        raise ApiError(422, "invalid", "deactivate_places must be true or false",
+                       fields=[{"field": "deactivate_places", "message": "true or false"}])
 
-    await run_in_threadpool(work)
-    return Response(status_code=204)
+    def work() -> dict[str, Any]:
+        rt = current()
+        with Session(rt.engine) as s:
+            integration = _get(s, request.path_params["id"])
+        done: dict[str, Any] = {"deleted": integration.id}
+        done.update(lifecycle.drop_all_subscriptions(rt, integration, "integration deleted"))
+        if flag == "true":
+            done.update(lifecycle.deactivate_places(rt, integration))
+        else:
+            done["booking_system"] = "unchanged (pass deactivate_places=true to deactivate its places)"
+        with session_scope(rt.engine) as s:
+            row = s.get(Integration, integration.id)
+            if row is not None:
+                s.delete(row)
+        log.info("integration deleted", integration_id=integration.id, detail=lifecycle.summary(done))
+        return done
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 @admin

@@ -83,6 +83,15 @@ class HookSecret(BaseModel):
     hook_secret: str
 
 
+class Deleted(_Open):
+    deleted: str
+    subscriptions_deleted: int
+    subscriptions_not_deleted: int
+    places_deactivated: int | None = None
+    places_not_deactivated: int | None = None
+    booking_system: str | None = None
+
+
 class Queued(_Open):
     status: Literal["queued"]
     rooms: int | None = None
@@ -197,7 +206,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/integrations/{id}"): Op("One integration", 200, IntegrationView, path_id=_INTEGRATION),
     ("PATCH", "/api/integrations/{id}"): Op("Change some settings (atomic: all or nothing)", 200, IntegrationView,
                                             IntegrationFields, errors=(400, 413, 422), path_id=_INTEGRATION),
-    ("DELETE", "/api/integrations/{id}"): Op("Delete an integration", 204, None, path_id=_INTEGRATION),
+    ("DELETE", "/api/integrations/{id}"): Op(
+        "Delete an integration: its Graph subscriptions too; the booking system only if asked", 200, Deleted,
+        query=(Query("deactivate_places", {"type": "string", "enum": ["true", "false"], "default": "false"}),),
+        errors=(422,), path_id=_INTEGRATION),
     ("POST", "/api/integrations/{id}/rotate-hook-secret"): Op("New hook secret (shown once)", 200, HookSecret,
                                                               path_id=_INTEGRATION),
     ("POST", "/api/integrations/{id}/sync-rooms"): Op("Run the rooms import now", 202, Queued, errors=(409,),
@@ -249,7 +261,7 @@ _ERROR_TEXT = {400: "Malformed JSON", 401: "Missing or wrong bearer token", 404:
 
 
 def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
-    models: list[type[BaseModel]] = [Error, IntegrationCreated, IntegrationList, HookSecret, Queued,
+    models: list[type[BaseModel]] = [Error, Deleted, IntegrationCreated, IntegrationList, HookSecret, Queued,
                                      IntegrationStatus, Rows, JournalPage, Stats, ConnectionResult]
     inputs: list[type[BaseModel]] = [IntegrationCreate, IntegrationFields, BackfillRequest, ConnectionTestRequest]
     pairs = [(m, "serialization") for m in models] + [(m, "validation") for m in inputs]
