@@ -6,6 +6,9 @@ import importlib
 import sys
 
 BENCHMARKS = {
+    "intake": "bench.intake",  # valid notifications per second against a bare 202 route; ack latency at 500 req/s
+    "workers": "bench.workers",  # changes applied per second by 2 workers against a no-op dramatiq actor
+    "latency": "bench.latency",  # change on one side → seen on the other, p50 / p95, both directions
     "burst": "bench.burst",  # 200 meetings changed, each notified 3 times: Graph reads per change, mailbox concurrency
     "rooms": "bench.rooms",  # N rooms imported + subscribed (100 / 1,000 / 10,000), peak RSS, the renewal pass
 }
