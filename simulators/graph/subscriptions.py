@@ -76,6 +76,9 @@ class Subscriptions:
         self.delivery = delivery
         self.verify: ssl.SSLContext | bool = True  # TLS trust for the validation handshake (the test CA)
         self._items: dict[str, Subscription] = {}
+        # (app, mailbox, change types) → the subscription holding that key: the 409 check is one lookup, not a scan
+        # of every subscription (10,000 of them in the rooms benchmark).
+        self._by_key: dict[tuple[str, str, frozenset[str]], str] = {}
         tenant.listeners.append(self._on_change)
 
     # -- queries -------------------------------------------------------------------------------------------------
@@ -86,7 +89,10 @@ class Subscriptions:
             return {sid: sub for sid, sub in self._items.items() if sub.expiration > now}
 
     def get(self, subscription_id: str, app: AppRegistration | None = None) -> Subscription:
-        sub = self.active().get(subscription_id)
+        with self.tenant.lock:
+            sub = self._items.get(subscription_id)
+            if sub is not None and sub.expiration <= self.tenant.clock.now():
+                sub = None
         if sub is None or (app is not None and sub.application_id != app.client_id):
             raise GraphError(404, "ResourceNotFound", f"The object was not found. Subscription '{subscription_id}'.")
         return sub
@@ -108,6 +114,7 @@ class Subscriptions:
         with self.tenant.lock:
             self._refuse_duplicate(sub)  # again: another create may have won while we were validating
             self._items[sub.id] = sub
+            self._by_key[_key(sub)] = sub.id
         return sub
 
     def renew(self, subscription_id: str, payload: dict[str, Any], app: AppRegistration) -> Subscription:
@@ -119,7 +126,7 @@ class Subscriptions:
     def delete(self, subscription_id: str, app: AppRegistration | None = None) -> None:
         with self.tenant.lock:
             self.get(subscription_id, app)
-            del self._items[subscription_id]
+            self._forget(subscription_id)
 
     def expire(self, subscription_id: str) -> None:
         with self.tenant.lock:
@@ -142,7 +149,7 @@ class Subscriptions:
                 "lifecycleEvent": lifecycle_event,
             }
             if lifecycle_event == "subscriptionRemoved":
-                del self._items[sub.id]
+                self._forget(sub.id)
             self.delivery.lifecycle(sub.lifecycle_url, {"value": [item]})
 
     def _on_change(self, change: Change) -> None:
@@ -212,18 +219,26 @@ class Subscriptions:
         return max(requested, now + MIN_LIFETIME)
 
     def _refuse_duplicate(self, new: Subscription) -> None:
-        for sub in self.active().values():
-            if (sub.application_id, sub.mailbox_id, sub.change_types) == (
-                new.application_id,
-                new.mailbox_id,
-                new.change_types,
-            ):
-                raise GraphError(
-                    409,
-                    "ExtensionError",
-                    f"Operation: Create; Exception: [Status Code: Conflict; Reason: A subscription with the same "
-                    f"resource and changeType already exists: {sub.id}]",
-                )
+        with self.tenant.lock:
+            sub = self._items.get(self._by_key.get(_key(new), ""))
+            if sub is None or sub.expiration <= self.tenant.clock.now():
+                return
+        raise GraphError(
+            409,
+            "ExtensionError",
+            f"Operation: Create; Exception: [Status Code: Conflict; Reason: A subscription with the same "
+            f"resource and changeType already exists: {sub.id}]",
+        )
+
+    def _forget(self, subscription_id: str) -> None:
+        """Under the tenant lock."""
+        sub = self._items.pop(subscription_id)
+        if self._by_key.get(_key(sub)) == subscription_id:
+            del self._by_key[_key(sub)]
+
+
+def _key(sub: Subscription) -> tuple[str, str, frozenset[str]]:
+    return (sub.application_id, sub.mailbox_id, sub.change_types)
 
 
 async def _handshake(client: httpx.AsyncClient, url: str) -> bool:
