@@ -89,13 +89,18 @@ def _token(conf: dict[str, Any], context: ssl.SSLContext) -> str:
 
 async def _send(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
     """One request, sent again when the server closed an idle keep-alive connection under it (uvicorn's 5 s
-    keep-alive against the client's pool): the bridge's own requests are retried too."""
+    keep-alive against the client's pool) or a create failed its validation handshake: the bridge retries those
+    too."""
     for attempt in range(5):
         try:
-            return (await client.request(method, url, **kw)).raise_for_status()
+            response = await client.request(method, url, **kw)
         except httpx.TransportError:
             if attempt == 4:
                 raise
+            continue
+        if response.status_code == 400 and b"ValidationError" in response.content and attempt < 4:
+            continue  # the validation handshake timed out on a loaded machine: Graph's advice is to try again
+        return response.raise_for_status()
     raise AssertionError("unreachable")
 
 
