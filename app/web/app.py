@@ -18,7 +18,7 @@ from app.platform.logging import get_logger
 from app.platform.settings import Settings
 from app.sync import runtime as runtime_mod
 from app.sync.runtime import Runtime
-from app.web import admin, hooks, intake, openapi, ops, worklist
+from app.web import admin, hooks, intake, openapi, ops, status, worklist
 from app.web.common import RequestIdMiddleware, error_response, handle_http_exception
 from app.workers import broker as broker_mod
 from app.workers.broker import bind, make_broker, start_worker
@@ -122,6 +122,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
         *admin.routes,
         *worklist.routes,
         *openapi.routes,
+        *status.routes,
         *ops.routes,
     ]
     app = Starlette(

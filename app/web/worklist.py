@@ -207,40 +207,42 @@ def _retry_jobs(s: Session, entry: JournalEntry) -> list[tuple[dramatiq.Actor[..
     return []
 
 
+def retry(entry_id: str) -> int:
+    """Enqueue the jobs of this entry's change (a handled entry is reopened); returns how many. 404/409 as ApiError."""
+    with session_scope(current().engine) as s:
+        entry = _entry(s, entry_id)
+        jobs = _retry_jobs(s, entry)
+        if not jobs:
+            raise ApiError(409, "not_retryable", "this entry names no change that can be run again")
+        if entry.status == journal.HANDLED:
+            entry.status, entry.handled_at = "error", None
+        entry.message += f" — retry asked {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        s.add(entry)
+        entry_id = entry.id
+    for actor, args in jobs:
+        _send(actor, entry_id, *args)
+    return len(jobs)
+
+
+def handled(entry_id: str) -> dict[str, Any]:
+    with session_scope(current().engine) as s:
+        entry = _entry(s, entry_id)
+        journal.mark_handled(s, entry)
+        s.flush()
+        return entry_view(entry)
+
+
 @admin
 async def retry_entry(request: Request) -> Response:
     """Run the change of this entry again now, through the same jobs as a live change (a handled entry is reopened)."""
-
-    def work() -> dict[str, Any]:
-        with session_scope(current().engine) as s:
-            entry = _entry(s, request.path_params["id"])
-            jobs = _retry_jobs(s, entry)
-            if not jobs:
-                raise ApiError(409, "not_retryable", "this entry names no change that can be run again")
-            if entry.status == journal.HANDLED:
-                entry.status, entry.handled_at = "error", None
-            entry.message += f" — retry asked {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
-            s.add(entry)
-            entry_id = entry.id
-        for actor, args in jobs:
-            _send(actor, entry_id, *args)
-        return {"status": "queued", "jobs": len(jobs)}
-
-    return JSONResponse(await run_in_threadpool(work), status_code=202)
+    jobs = await run_in_threadpool(retry, request.path_params["id"])
+    return JSONResponse({"status": "queued", "jobs": jobs}, status_code=202)
 
 
 @admin
 async def mark_handled(request: Request) -> Response:
     """Never run this change again (retries, reconciliation, backfill) until a newer change of it arrives."""
-
-    def work() -> dict[str, Any]:
-        with session_scope(current().engine) as s:
-            entry = _entry(s, request.path_params["id"])
-            journal.mark_handled(s, entry)
-            s.flush()
-            return entry_view(entry)
-
-    return JSONResponse(await run_in_threadpool(work))
+    return JSONResponse(await run_in_threadpool(handled, request.path_params["id"]))
 
 
 # --- statistics --------------------------------------------------------------------------------------------------
