@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import redis
 from dramatiq.asyncio import EventLoopThread
-from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 from sqlalchemy.engine import Engine
 
 from app.adapters.booking.client import BookingClient
@@ -52,8 +51,7 @@ class Runtime:
         ns = settings.redis_namespace
         self.locks: LocalLocks | RedisLocks = RedisLocks(self.redis, f"{ns}:lock:") if self.redis else LocalLocks()
         self.hints = HintGate(self.redis, settings.hint_coalesce_ms, f"{ns}:hint:")
-        self.slots = MailboxSlots(RedisBackend(client=self.redis) if self.redis else StubBackend(),  # type: ignore[no-untyped-call]  # dramatiq: unannotated
-                                  settings.graph_mailbox_concurrency, prefix=f"{ns}:graph-mailbox:")
+        self.slots = MailboxSlots(self.redis, settings.graph_mailbox_concurrency, prefix=f"{ns}:graph-mailbox:")
         self._guard = threading.Lock()
         self._loops: list[EventLoopThread] = []
         self._max_loops = max(1, min(settings.worker_threads, MAX_LOOPS))
