@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--revision", default="head")
     p.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
     p.set_defaults(func=cmd_migrate)
+    from app.cli_admin import register  # status, journal, backfill (issue 10)
+
+    register(sub, _settings)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

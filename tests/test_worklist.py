@@ -376,3 +376,40 @@ def test_disabling_deletes_the_subscriptions_and_deleting_says_what_it_did(live:
     r = api(live, "DELETE", f"/api/integrations/{created['id']}?deactivate_places=true")
     assert r.status_code == 200 and r.json()["places_deactivated"] == len(live.sandbox.booking.places) > 0
     assert not any(p.active for p in live.sandbox.booking.places.values())
+
+
+# --- the CLI -------------------------------------------------------------------------------------------------------
+
+
+def test_cli_status_journal_errors_and_backfill(live: Live, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from app.cli import main
+
+    settings = live.rt.settings
+    for name, value in {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
+                        "ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": settings.secret_key.get_secret_value(),
+                        "GRAPH_BASE_URL": settings.graph_base_url, "GRAPH_AUTHORITY_HOST": settings.graph_authority_host,
+                        "PUBLIC_BASE_URL": settings.public_base_url, "COLUMNS": "250"}.items():
+        if value:
+            monkeypatch.setenv(name, value)
+    live.import_and_subscribe()
+    live.clear()
+    loan = live.sandbox.booking.create_loan(ALICE, *slot(6, 11), places=[JUPITER])  # no hook: only a backfill finds it
+
+    capsys.readouterr()
+    assert main(["backfill", "--integration", live.integration_id, "--since", f"{datetime.now(UTC):%Y-%m-%d}"]) == 0
+    out = capsys.readouterr().out
+    assert "2/2 rooms" in out and "1 loans read" in out and "synced" in out
+    link = link_of(live, loan.id)
+    assert link is not None and link.organizer_event_id
+
+    with session_scope(live.rt.engine) as s:
+        failed = journal.record(s, live.integration_id, "booking_to_outlook", "fail", "error",
+                                "GraphAuthError: create event: 403", loan_id="ln_cli")
+        s.flush()
+        failed_id = failed.id
+    assert main(["journal", "--errors"]) == 0
+    out = capsys.readouterr().out
+    assert failed_id in out and "ln_cli" in out and link.ical_uid not in out
+    assert main(["status"]) == 1  # open errors: a non-zero exit for scripts
+    out = capsys.readouterr().out
+    assert "Contoso (simulated)" in out and "2 (0)" in out
