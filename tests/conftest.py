@@ -133,3 +133,26 @@ def web_client(request: pytest.FixtureRequest, tmp_path):
     upgrade(settings.database_url)
     with TestClient(create_app(settings, run_worker=False), raise_server_exceptions=False) as client:
         yield client
+
+
+# Longest first, and pytest-xdist hands the tests out one at a time (`--maxschedchunk=1`, unless given) in this order:
+# the few long ones start at once on different workers instead of one of them ending the run alone.
+LONGEST_FIRST = {"test_convergence.py": 0, "test_echo.py": 1}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "maxschedchunk", "no xdist") is None:  # xdist loaded, the option not given
+        config.option.maxschedchunk = 1
+
+
+def _duration_rank(item: pytest.Item) -> int:
+    if item.path.name in LONGEST_FIRST:
+        return LONGEST_FIRST[item.path.name]
+    if item.path.parent.name == "faults":
+        return 1
+    return 2 if item.get_closest_marker("slow") else 3
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_duration_rank)  # stable: the order within each rank is pytest's
