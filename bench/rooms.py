@@ -187,7 +187,8 @@ def product(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, float]
             t0 = time.monotonic()
             r = bridge.api("POST", "/api/integrations", json=sb.integration(ignore_tags=[]))
             r.raise_for_status()
-            wait_for(lambda: len(subs.active()) >= n, DEADLINE_S, f"{n} subscriptions", interval=0.5)
+            wait_for(lambda: len(subs.active()) >= n and _stored_subscriptions(database) >= n, DEADLINE_S,
+                     f"{n} subscriptions", interval=0.5)
             imported = time.monotonic() - t0
             stats = sb.graph.stats
             out = {"import_s": imported, "graph_requests": float(sum(stats.requests.values())),
@@ -203,6 +204,22 @@ def product(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, float]
     finally:
         sb.stop()
         drop()
+
+
+def _stored_subscriptions(database: str) -> int:
+    """Active subscriptions the bridge has stored (a subscription counts once Graph has it and the bridge knows it)."""
+    query = "SELECT count(*) FROM subscription WHERE status = 'active'"
+    if database.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database.removeprefix("sqlite:///")) as conn:
+            try:
+                return int(conn.execute(query).fetchone()[0])
+            except sqlite3.OperationalError:  # not migrated yet
+                return 0
+    with psycopg.connect(database) as pg:
+        row = pg.execute(query).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _renewal_pass(database: str, namespace: str, n: int) -> float:
