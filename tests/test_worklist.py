@@ -413,3 +413,36 @@ def test_cli_status_journal_errors_and_backfill(live: Live, monkeypatch: pytest.
     assert main(["status"]) == 1  # open errors: a non-zero exit for scripts
     out = capsys.readouterr().out
     assert "Contoso (simulated)" in out and "2 (0)" in out
+
+
+# --- metrics and /readyz -------------------------------------------------------------------------------------------
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{") and line.split(" ")[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_metrics_and_readyz_report_jobs_state_and_the_last_token_check(worked: Live) -> None:
+    live = worked
+    loan = live.sandbox.booking.create_loan(ALICE, *slot(7, 9), places=[JUPITER])
+    actors.process_loan.send(live.integration_id, loan.id)
+    wait_for("the loan synced", lambda: (link := link_of(live, loan.id)) is not None and link.organizer_event_id)
+    with session_scope(live.rt.engine) as s:
+        journal.record(s, live.integration_id, "booking_to_outlook", "fail", "error", "x", loan_id="ln_metrics")
+    checks_of(live)
+
+    text = httpx.get(live.base_url + "/metrics", timeout=60).text
+    assert _metric(text, 'roombridge_subscriptions{state="active"}') == 2
+    assert _metric(text, "roombridge_journal_open_errors") == 1
+    assert _metric(text, "roombridge_rooms_polled") == 0
+    assert 0 < _metric(text, "roombridge_subscription_nearest_expiry_seconds") <= 7 * 86400
+    assert _metric(text, 'roombridge_jobs_total{actor="process_loan",outcome="ok"}') >= 1
+    assert 'roombridge_job_duration_seconds_count{actor="process_loan"}' in text
+
+    ready = httpx.get(live.base_url + "/readyz", timeout=60).json()
+    mine = next(i for i in ready["integrations"] if i["id"] == live.integration_id)
+    assert mine["last_token_check"]["status"] == "ok"
+    assert mine["subscriptions"]["active"] == 2 and mine["subscriptions"]["expired"] == 0

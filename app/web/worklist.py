@@ -253,7 +253,7 @@ def _period(at: datetime, bucket: str) -> date:
     return day - timedelta(days=day.weekday()) if bucket == "week" else day
 
 
-def _queued_jobs() -> int | None:
+def queued_jobs() -> int | None:
     rt = current()
     broker = dramatiq.get_broker()
     if rt.redis is None:
@@ -314,7 +314,7 @@ async def stats(request: Request) -> Response:
             integration = _get(s, request.path_params["id"])
             result = stats_of(s, integration.id, since, until, bucket)
         try:
-            result["backlog"]["queued_jobs"] = _queued_jobs()
+            result["backlog"]["queued_jobs"] = queued_jobs()
         except Exception:  # noqa: BLE001 - the counts above stand without the queue's
             result["backlog"]["queued_jobs"] = None
         return result

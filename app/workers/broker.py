@@ -17,6 +17,7 @@ from dramatiq.common import current_millis
 from dramatiq.middleware import CurrentMessage, Middleware
 
 from app.platform.logging import request_id_var
+from app.platform.metrics import JobMetrics
 from app.platform.settings import Settings
 from app.workers import actors
 from app.workers.failures import broker_middleware
@@ -50,6 +51,7 @@ class RequestId(Middleware):
 def make_broker(settings: Settings) -> dramatiq.Broker:
     # dramatiq's Retries is replaced by the failure policy (waits bounded in time, failures by `retry_limit`).
     middleware = broker_middleware(retry_limit=settings.retry_limit, wait_limit_s=settings.wait_limit_s)
+    middleware.append(JobMetrics())  # jobs by actor and outcome, their duration (app/platform/metrics.py)
     broker: dramatiq.Broker
     if settings.redis_url:
         # dramatiq's RedisBroker.__init__ has no annotations (the rest of dramatiq is typed).
