@@ -387,7 +387,8 @@ def test_cli_status_journal_errors_and_backfill(live: Live, monkeypatch: pytest.
     settings = live.rt.settings
     for name, value in {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
                         "ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": settings.secret_key.get_secret_value(),
-                        "GRAPH_BASE_URL": settings.graph_base_url, "GRAPH_AUTHORITY_HOST": settings.graph_authority_host,
+                        "GRAPH_BASE_URL": settings.graph_base_url,
+                        "GRAPH_AUTHORITY_HOST": settings.graph_authority_host,
                         "PUBLIC_BASE_URL": settings.public_base_url, "COLUMNS": "250"}.items():
         if value:
             monkeypatch.setenv(name, value)
