@@ -156,7 +156,11 @@ def apply_fields(integration: Integration, fields: IntegrationFields, box: Secre
     given = fields.model_dump(exclude_unset=True)
     for name, value in given.items():
         if name in _SECRETS:
-            setattr(integration, _SECRETS[name], box.encrypt(getattr(fields, name).get_secret_value()))
+            secret = getattr(fields, name)
+            if secret is not None:
+                setattr(integration, _SECRETS[name], box.encrypt(secret.get_secret_value()))
+            elif name == "alert_secret":  # null: alerts are no longer signed, so no longer sent
+                integration.alert_secret_enc = None
         elif value is not None or name in ("default_user_email", "alert_url", "subject_label"):
             setattr(integration, name, value)
     integration.updated_at = utcnow()
