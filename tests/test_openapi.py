@@ -91,7 +91,8 @@ def test_schemathesis_finds_nothing(db: str, request: pytest.FixtureRequest, tmp
             try:
                 _fuzz(operation, mode)
             except Exception as e:  # noqa: BLE001 - collected: one report for every operation
-                failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {e}")
+                inner = "; ".join(str(x)[:2000] for x in getattr(e, "exceptions", ()))  # hypothesis' Flaky names them
+                failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {e} {inner}")
     assert not failures, "\n\n".join(failures)
 
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from app.platform.models import Integration, JournalEntry, Room, Subscription
+from app.platform.models import Integration, JournalEntry, Room, RoomsImport, Subscription
 from app.sync import connection
 from app.sync.rooms import active_rooms
 from app.sync.runtime import current
@@ -129,7 +129,9 @@ async def sign_out(request: Request) -> Response:
 
 def _summary(s: Session, integration: Integration) -> dict[str, Any]:
     rooms = active_rooms(s, integration.id)
-    ignored = s.exec(select(Room).where(col(Room.integration_id) == integration.id, col(Room.active).is_(False))).all()
+    inactive = s.exec(select(Room).where(col(Room.integration_id) == integration.id, col(Room.active).is_(False))).all()
+    last_import = s.exec(select(RoomsImport).where(col(RoomsImport.integration_id) == integration.id)
+                         .order_by(col(RoomsImport.started_at).desc()).limit(1)).first()
     by_id = {r.id: r.email for r in rooms}
     subs = s.exec(select(Subscription).where(col(Subscription.integration_id) == integration.id,
                                              col(Subscription.status) == "active")
@@ -150,7 +152,7 @@ def _summary(s: Session, integration: Integration) -> dict[str, Any]:
         "tenant_domain": integration.tenant_domain, "direction": integration.direction,
         "ignore_tags": integration.ignore_tags,
         "rooms": {"active": len(rooms), "polled": sorted(r.email for r in rooms if r.polling),
-                  "ignored": len(ignored)},
+                  "ignored": last_import.ignored if last_import is not None else "—", "inactive": len(inactive)},
         "subscriptions": [{"room": by_id.get(sub.room_id, sub.room_id),
                            "expires_at": f"{sub.expires_at:%Y-%m-%d %H:%M} UTC",
                            "renewed_at": f"{sub.renewed_at:%Y-%m-%d %H:%M} UTC" if sub.renewed_at else None}
