@@ -197,6 +197,7 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
         return
     if isinstance(action, CreateEvent | ReplaceEvent):
         d = action.desired
+        earlier = link.pending_of("event_create") if link is not None else None
         # Recorded first: the room copies of a create whose job is killed before the link knows the event must not
         # look like a new meeting to the Outlook side (a second loan). See `PendingKind`.
         intent = state.save(rt.engine, integration.id, (
@@ -208,6 +209,10 @@ def _apply(rt: Runtime, integration: Integration, policy: Policy, loan: Loan, li
             except GraphNotFound:
                 pass  # deleted by an earlier attempt of this job
         event = rt.graph_call(d.organizer, graph.create_event(d.organizer, d.write()))
+        if earlier is not None and earlier.transaction_id == d.transaction_id:
+            # A replay: Graph answered with the event the first attempt made, as it was then (the loan may have
+            # moved since). Bring it to what the loan is now.
+            event = rt.graph_call(d.organizer, graph.patch_event(d.organizer, event.id, d.write()))
         _record_event(rt, integration, policy, loan, intent, d, event.ical_uid, event.id,
                       "create" if isinstance(action, CreateEvent) else "update")
         _declined_in_outlook(rt, integration, policy, loan, d, event, event.ical_uid)

@@ -117,3 +117,18 @@ def test_a_room_swap_whose_leaving_copy_is_seen_first_moves_the_loan(world: Worl
     assert (loan.status, loan.start, loan.end, rooms_of(loan)) == ("new", at(17), at(18, 30), ["atlas"])
     assert [ln.id for ln in active_loans(world)] == [loan.id]
     assert_quiet(world)
+
+
+def test_a_killed_event_create_replayed_after_the_loan_moved_shows_the_move(world: World) -> None:
+    world.graph.faults.kill_after_next_write()
+    loan_id = world.loan("alice", ["atlas"], at(9), at(10))
+    world.deliver(0)  # Graph created the event at 09:00; the job dies before the link records it
+    world.booking.user_update_loan(loan_id, start=at(11), end=at(12))
+    hook_last(world)
+    world.settle()  # the retry replays the create (Graph answers with the 09:00 event) and must move it
+    [event] = [e for e in world.graph.events("alice@contoso.com") if not e.is_cancelled]
+    assert (event.start, event.end) == (at(11), at(12))
+    atlas = world.room_copy("atlas", event.ical_uid)
+    assert atlas is not None and (atlas.start, atlas.end) == (at(11), at(12))
+    assert [ln.id for ln in active_loans(world)] == [loan_id]
+    assert_quiet(world)
