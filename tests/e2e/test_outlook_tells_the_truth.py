@@ -95,7 +95,9 @@ def test_a_room_declining_a_loans_event_is_a_conflict_and_marks_the_loan(shared,
                                  f"{sandbox.graph.events('alice@contoso.com')}") from None
         [note] = sandbox.booking.notes(loan.id)
         assert note.kind == "conflict" and SATURNE in note.message
-        assert any(e["status"] == "conflict" and SATURNE in e["message"] for e in journal(shared, integration))
+        # The note is sent before the journal entry is written (same job): wait for the entry, don't race it.
+        wait_for(lambda: any(e["status"] == "conflict" and SATURNE in e["message"]
+                             for e in journal(shared, integration)), WAIT, "the conflict in the journal")
 
 
 # --- 3 ---------------------------------------------------------------------------------------------------------------
