@@ -51,7 +51,10 @@ def test_100_loans_created_moved_and_cancelled_cause_no_loan_write(stack: TwoWay
           f"Graph event writes: {sb.graph.stats.http_event_writes}; notifications: "
           f"{sb.graph.stats.notifications_delivered}; hooks: {sb.booking.stats.hooks_sent}")
     assert writes == 0
-    assert sb.graph.stats.http_event_writes == 3 * N
+    # One create, one move and one delete per loan. A create retried after its POST (its job waited or died after
+    # Graph created the event) is answered with the first event (transactionId) and brought to the loan as it is
+    # now: at most a few such replays on a loaded machine, never a second event (the calendar held exactly N).
+    assert 3 * N <= sb.graph.stats.http_event_writes <= 3 * N + N // 20
     assert sb.graph.stats.notifications_delivered >= 3 * N  # the rooms were notified of every write
     assert not tw.journal(status="error") and not tw.journal(status="invalid")
 
