@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete, or_, update
 from sqlmodel import Session, col, select
@@ -79,29 +80,34 @@ def resolve(session: Session, entry_ids: Iterable[str], how: str) -> int:
     ids = list(entry_ids)
     if not ids:
         return 0
-    stamp = f" — resolved {utcnow():%Y-%m-%d %H:%M:%S} UTC: {how}"
-    result = session.execute(update(JournalEntry).where(col(JournalEntry.id).in_(ids),
-                                                        col(JournalEntry.status) == "error")
-                             .values(status=RESOLVED, message=col(JournalEntry.message) + stamp))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return _mark_resolved(session, how, col(JournalEntry.id).in_(ids))
 
 
 def _resolve_same_change(session: Session, integration_id: str, ical_uid: str | None, loan_id: str | None) -> None:
     """A change of this meeting or loan went through: its earlier errors need no one any more."""
+    _mark_resolved(session, "a later change went through", col(JournalEntry.integration_id) == integration_id,
+                   or_(*_same_change(ical_uid, loan_id)))
+
+
+def _mark_resolved(session: Session, how: str, *where: Any) -> int:
+    stamp = f" — resolved {utcnow():%Y-%m-%d %H:%M:%S} UTC: {how}"
+    result = session.execute(update(JournalEntry).where(col(JournalEntry.status) == "error", *where)
+                             .values(status=RESOLVED, message=col(JournalEntry.message) + stamp))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _same_change(ical_uid: str | None, loan_id: str | None, event_id: str | None = None) -> list[Any]:
+    """Conditions naming one change: its meeting, its loan or its event (any of those given)."""
     same = [col(JournalEntry.ical_uid) == ical_uid] if ical_uid else []
     same += [col(JournalEntry.loan_id) == loan_id] if loan_id else []
-    stamp = f" — resolved {utcnow():%Y-%m-%d %H:%M:%S} UTC: a later change went through"
-    session.execute(update(JournalEntry).where(col(JournalEntry.integration_id) == integration_id,
-                                               col(JournalEntry.status) == "error", or_(*same))
-                    .values(status=RESOLVED, message=col(JournalEntry.message) + stamp))
+    same += [col(JournalEntry.event_id) == event_id] if event_id else []
+    return same
 
 
 def _open_error_of(session: Session, integration_id: str, direction: str, ical_uid: str | None, loan_id: str | None,
                    event_id: str | None) -> JournalEntry | None:
     """The open error entry of the same change (same meeting, loan or event, same direction), if any."""
-    same = [col(JournalEntry.ical_uid) == ical_uid] if ical_uid else []
-    same += [col(JournalEntry.loan_id) == loan_id] if loan_id else []
-    same += [col(JournalEntry.event_id) == event_id] if event_id else []
+    same = _same_change(ical_uid, loan_id, event_id)
     if not same:
         return None
     q = (select(JournalEntry).where(col(JournalEntry.integration_id) == integration_id,
@@ -133,9 +139,7 @@ def handled(engine: Engine, integration_id: str, changed_at: datetime | None, *,
     """True when an admin marked this meeting/loan/event handled after its last change (`changed_at`, Graph's
     lastModifiedDateTime or the loan's updated_at): the flows then leave it alone. A change newer than the mark runs
     as usual; a change whose time is unknown is run."""
-    same = [col(JournalEntry.ical_uid) == ical_uid] if ical_uid else []
-    same += [col(JournalEntry.loan_id) == loan_id] if loan_id else []
-    same += [col(JournalEntry.event_id) == event_id] if event_id else []
+    same = _same_change(ical_uid, loan_id, event_id)
     if not same or changed_at is None:
         return False
     with Session(engine) as s:
