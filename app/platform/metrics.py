@@ -34,6 +34,12 @@ NOTIFICATIONS = Counter("roombridge_notifications_total", "Graph notification it
 HOOKS = Counter("roombridge_hooks_total", "Booking reverse hooks received", ["outcome"])
 JOBS = Counter("roombridge_jobs_total", "Jobs run, by actor and outcome (ok, failed: retried or given up later)",
                ["actor", "outcome"])
+GRAPH_CALLS = Counter("roombridge_graph_calls_total",
+                      "Microsoft Graph calls by operation and HTTP status (429: throttled; 0: unreachable)",
+                      ["operation", "status"])
+BOOKING_CALLS = Counter("roombridge_booking_calls_total",
+                        "Booking API calls by operation and HTTP status (0: unreachable or timed out)",
+                        ["operation", "status"])
 JOB_SECONDS = Histogram("roombridge_job_duration_seconds", "Duration of one run of a job", ["actor"],
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 

@@ -30,6 +30,7 @@ from app.core.contract import (
     PlaceUpsert,
     utc_iso,
 )
+from app.platform.metrics import BOOKING_CALLS
 from app.platform.settings import require_https_unless_loopback
 
 M = TypeVar("M", bound=BaseModel)
@@ -181,12 +182,16 @@ class BookingClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         what = f"{method} {API_PREFIX}{path.split('?')[0]}"
+        operation = _operation(method, path)
         try:
             response = self._http.request(method, API_PREFIX + path, **kwargs)
         except httpx.TimeoutException as exc:
+            BOOKING_CALLS.labels(operation, "0").inc()
             raise BookingUnavailable(f"{what}: timed out ({type(exc).__name__})", "timeout") from exc
         except httpx.TransportError as exc:
+            BOOKING_CALLS.labels(operation, "0").inc()
             raise BookingUnavailable(f"{what}: {type(exc).__name__}", "connection_error") from exc
+        BOOKING_CALLS.labels(operation, str(response.status_code)).inc()
         if response.is_success:
             return response
         raise self._error(what, response)
@@ -210,6 +215,14 @@ class BookingClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]")
+
+
+def _operation(method: str, path: str) -> str:
+    """The metric label of a call: the path with its identifiers replaced (`PATCH /loans/{id}`), so that the
+    number of label values stays bounded."""
+    parts = path.split("?")[0].strip("/").split("/")
+    named = [part if i % 2 == 0 else "{id}" for i, part in enumerate(parts)]
+    return f"{method} /{'/'.join(named)}"
 
 
 def _segment(value: str) -> str:

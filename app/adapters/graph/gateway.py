@@ -56,6 +56,7 @@ from app.adapters.graph.errors import (
 )
 from app.core.graph import Attendee, EventWrite, GraphRoom, GraphSubscription, OutlookEvent
 from app.core.timezones import parse_graph_datetime
+from app.platform.metrics import GRAPH_CALLS
 from app.platform.settings import DEFAULT_AUTHORITY_HOST
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -246,13 +247,18 @@ class GraphGateway:
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await fn()
+            result = await fn()
         except APIError as e:
+            GRAPH_CALLS.labels(what, str(e.response_status_code or 0)).inc()
             raise _translate(what, e) from None
         except ClientAuthenticationError as e:
+            GRAPH_CALLS.labels(what, "401").inc()
             raise GraphAuthError(f"{what}: authentication refused ({_first_line(e)})") from None
         except (ServiceRequestError, HTTPError, OSError) as e:
+            GRAPH_CALLS.labels(what, "0").inc()
             raise GraphThrottled(f"{what}: Graph unreachable ({type(e).__name__})", DEFAULT_RETRY_AFTER_S) from None
+        GRAPH_CALLS.labels(what, "2xx").inc()
+        return result
 
     async def _raw(self, what: str, info: RequestInformation) -> Any:
         """The hot reads: the request built, authenticated and sent by the SDK (middleware, transport, errors as
