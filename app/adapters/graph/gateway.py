@@ -267,6 +267,25 @@ class GraphGateway:
         content = await self._call(what, lambda: self._adapter.send_primitive_async(info, "bytes", _ERRORS))
         return json.loads(content) if content else None
 
+    async def get_json(self, what: str, path: str) -> Any:
+        """One GET of `path` (relative to the version root, query included, e.g. `/places/microsoft.graph.roomlist`
+        or an `@odata.nextLink`) through the SDK's adapter, answered as plain JSON. For the reads that have no hot
+        path of their own (kept in small modules beside this one)."""
+        info = RequestInformation(Method.GET, "{+baseurl}" + path, {})
+        if path.startswith(("https://", "http://")):
+            info.url = path
+        info.headers.try_add("Accept", "application/json")
+        return await self._raw(what, info)
+
+    async def paged_json(self, what: str, path: str) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The `value` pages of a GET collection, following `@odata.nextLink`: only the current page is held."""
+        url: str | None = path
+        while url:
+            page = await self.get_json(what, url) or {}
+            yield [item for item in page.get("value") or [] if isinstance(item, dict)]
+            next_link = page.get("@odata.nextLink")
+            url = next_link if isinstance(next_link, str) and next_link else None
+
     # --- rooms and users -------------------------------------------------------------------------------------------
 
     async def room_pages(self) -> AsyncGenerator[list[GraphRoom], None]:
