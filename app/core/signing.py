@@ -39,10 +39,11 @@ def verify(secret: str, body: bytes, header: str | None, now: float | None = Non
         if not sep:
             raise SignatureError("malformed signature")
         fields.setdefault(key, []).append(value)
-    try:
-        timestamp = int(fields["t"][0])
-    except (KeyError, ValueError):
-        raise SignatureError("malformed signature") from None
+    raw_t = fields.get("t", [""])[0]
+    # Unix seconds: at most 12 digits, so that no input reaches float arithmetic as an unbounded integer.
+    if not (raw_t.isascii() and raw_t.isdigit() and len(raw_t) <= 12):
+        raise SignatureError("malformed signature")
+    timestamp = int(raw_t)
     candidates = fields.get("v1", [])
     if not candidates:
         raise SignatureError("malformed signature")

@@ -57,7 +57,10 @@ def test_missing_header(header: str | None) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["garbage", f"t={T}", "v1=abc", f"t=abc,v1={'0' * 64}", f"t={T},v1", f"t={T};v1=00"],
+    ["garbage", f"t={T}", "v1=abc", f"t=abc,v1={'0' * 64}", f"t={T},v1", f"t={T};v1=00",
+     # Unbounded or signed timestamps: `int()` accepts them, float arithmetic would overflow (a 500 before).
+     f"t={'9' * 400},v1={'0' * 64}", f"t=-{T},v1={'0' * 64}", f"t=+{T},v1={'0' * 64}", f"t= {T},v1={'0' * 64}",
+     f"t=١٢٣,v1={'0' * 64}"],
 )
 def test_malformed_header(header: str) -> None:
     with pytest.raises(SignatureError, match="malformed"):
