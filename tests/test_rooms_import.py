@@ -274,3 +274,47 @@ def test_periodic_rerun_changes_nothing(live: Live) -> None:
     live.import_and_subscribe()
     assert set(live.sandbox.graph.subscriptions) == before
     assert live.sandbox.booking.stats.places_deactivated == 0
+
+
+# --- sites by room list and the secret's end date (issue 11.7, 11.8) --------------------------------------------------
+
+LYON = "salle-lyon@contoso.com"
+
+
+def test_an_integration_limited_to_a_room_list_imports_only_its_rooms(live: Live) -> None:
+    graph = live.sandbox.graph
+    graph.add_room(LYON, "Salle Lyon", capacity=8, building="Lyon", time_zone="Romance Standard Time")
+    graph.add_room_list("paris-rooms@contoso.com", "Paris rooms", [JUPITER, SATURNE])
+    graph.add_room_list("lyon-rooms@contoso.com", "Lyon rooms", [LYON])
+    assert len(rooms.import_rooms(live.rt, live.integration_id)) == 3  # no limit yet: every untagged room
+    # Named by display name (case-insensitive): Paris only; Lyon's room is deactivated like an ignored one.
+    live.update(Integration, live.integration_id, room_lists=["PARIS ROOMS"])
+    ids = rooms.import_rooms(live.rt, live.integration_id)
+    assert sorted(live.room(e).id for e in (JUPITER, SATURNE)) == sorted(ids)
+    assert not live.room(LYON).active and not live.sandbox.booking.places[LYON].active
+    # By e-mail, the other list: only Lyon's room.
+    live.update(Integration, live.integration_id, room_lists=["lyon-rooms@contoso.com"])
+    assert rooms.import_rooms(live.rt, live.integration_id) == [live.room(LYON).id]
+    assert not live.room(JUPITER).active and live.room(LYON).active
+
+
+def test_a_room_list_graph_does_not_know_deactivates_nothing(live: Live) -> None:
+    live.sandbox.graph.add_room_list("paris-rooms@contoso.com", "Paris rooms", [JUPITER])
+    assert len(rooms.import_rooms(live.rt, live.integration_id)) == 2
+    live.update(Integration, live.integration_id, room_lists=["paris-rooms@contoso.com", "typo-rooms@contoso.com"])
+    assert rooms.import_rooms(live.rt, live.integration_id) == [live.room(JUPITER).id]
+    assert live.room(SATURNE).active  # a typo (or a renamed list) must not deactivate a site
+    assert any("typo-rooms@contoso.com" in e.message for e in live.journal("error"))
+
+
+def test_the_secrets_end_date_is_read_when_graph_reports_it(live: Live) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    with Session(live.rt.engine) as s:
+        integration = s.get(Integration, live.integration_id)
+    end = (datetime.now(UTC) + timedelta(days=12)).replace(microsecond=0)
+    live.sandbox.graph.set_secret_end(live.sandbox.client_id, end)
+    assert rooms.check_secret(live.rt, integration) == end
+    # Application.Read.All not granted: Graph answers 403, which only means "not reported".
+    live.sandbox.graph.backend.issuer.change(live.sandbox.client_id, denied=frozenset({"Application.Read.All"}))
+    assert rooms.check_secret(live.rt, integration) is None

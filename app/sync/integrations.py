@@ -78,6 +78,8 @@ class IntegrationFields(BaseModel):
     event_sensitivity: EventSensitivity | None = None
     all_day: AllDay | None = None
     buildings: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    # Sites by Graph room list (issue 11.7): each a room list's e-mail address or display name; [] = no limit.
+    room_lists: list[Annotated[str, Field(min_length=1, max_length=320)]] | None = Field(None, max_length=100)
     alert_url: str | None = None
     alert_secret: SecretStr | None = None
 
@@ -97,6 +99,17 @@ class IntegrationFields(BaseModel):
             if not pattern.strip("*"):
                 raise ValueError(f"pattern {pattern!r} would exclude every subject")
         return v
+
+    @field_validator("room_lists")
+    @classmethod
+    def _room_lists(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        seen: list[str] = []
+        for name in (n.strip() for n in v):
+            if name.lower() not in {s.lower() for s in seen}:
+                seen.append(name)
+        return seen
 
     @field_validator("alert_url")
     @classmethod
@@ -183,7 +196,7 @@ PUBLIC_FIELDS = ("id", "name", "enabled", "tenant_domain", "extra_domains", "ten
                  "booking_base_url", "default_store_id", "default_user_email", "ignore_tags", "block_minutes",
                  "horizon_days", "direction", "private_events", "exclude_subjects", "show_pending_as_tentative",
                  "refusal_feedback", "conflict_note", "subject_mode", "subject_label", "show_as", "event_sensitivity",
-                 "all_day", "buildings", "alert_url", "created_at", "updated_at")
+                 "all_day", "buildings", "room_lists", "alert_url", "created_at", "updated_at")
 
 
 def public_view(integration: Integration) -> dict[str, Any]:

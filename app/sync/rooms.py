@@ -28,7 +28,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import delete, update
@@ -36,7 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.adapters.booking.client import BookingRejected
-from app.adapters.graph.errors import GraphError, GraphNotFound, GraphThrottled
+from app.adapters.graph.errors import GraphAuthError, GraphError, GraphNotFound, GraphThrottled
+from app.adapters.graph.places import Sites, secret_end, site_rooms
 from app.core.contract import PlaceUpsert, WorkingHours
 from app.core.followups import FollowUp, Subscribe
 from app.core.graph import GraphRoom
@@ -46,7 +47,7 @@ from app.platform import leases
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room, RoomsImport, RoomsImportPage, Subscription, new_id, utcnow
-from app.sync import journal
+from app.sync import alerts, journal
 from app.sync.runtime import Runtime
 
 DIRECTION = "rooms"
@@ -173,6 +174,7 @@ def list_for_import(rt: Runtime, integration_id: str, run_id: str,
         if s.get(RoomsImport, run_id) is None:
             s.add(RoomsImport(id=run_id, integration_id=integration_id))
     ignore = parse_tags(integration.ignore_tags)
+    sites = _sites(rt, integration)
     wanted_emails: set[str] = set()  # 10,000 addresses: the one thing kept of the whole listing
     listed_ignored = pages = 0
     stream = rt.graph(integration).room_pages()
@@ -182,8 +184,10 @@ def list_for_import(rt: Runtime, integration_id: str, run_id: str,
             listed = rt.run(_next_page(stream))
             if listed is None:
                 break
+            # Sites: rooms of other buildings, or outside the integration's room lists, are ignored like tagged ones.
             wanted = [r for r in listed if r.email and not ignored(r, ignore)
-                      and in_buildings(integration.buildings, r.building)]  # sites: other buildings are ignored
+                      and in_buildings(integration.buildings, r.building)
+                      and (sites is None or r.email in sites.rooms)]
             listed_ignored += len(listed) - len(wanted)
             wanted = [r for r in wanted if r.email not in wanted_emails]  # a room listed twice is imported once
             wanted_emails.update(r.email for r in wanted)
@@ -200,7 +204,12 @@ def list_for_import(rt: Runtime, integration_id: str, run_id: str,
         active = {r.email: r for r in s.exec(select(Room).where(Room.integration_id == integration_id,
                                                                 col(Room.active).is_(True))).all()}
     gone: list[Room] = []
-    if safety_valve_trips(len(active), len(wanted_emails)):
+    if sites is not None and sites.missing:
+        with session_scope(rt.engine) as s:
+            journal.record(s, integration_id, DIRECTION, "import", "error",
+                           f"room list(s) {', '.join(sites.missing)} not found in Graph: nothing deactivated; check "
+                           "the integration's room_lists (each a room list's e-mail address or display name)")
+    elif safety_valve_trips(len(active), len(wanted_emails)):
         with session_scope(rt.engine) as s:
             journal.record(s, integration_id, DIRECTION, "import", "error",
                            f"Graph lists {len(wanted_emails)} importable rooms where {len(active)} were imported: "
@@ -217,7 +226,37 @@ def list_for_import(rt: Runtime, integration_id: str, run_id: str,
         _mark_synced(s, integration_id)
     if done == pages:
         _finish(rt, integration_id, run_id)
+    check_secret(rt, integration)
     return True
+
+
+def _sites(rt: Runtime, integration: Integration) -> Sites | None:
+    """The rooms of the integration's room lists (issue 11.7), or None when it is not limited to room lists."""
+    if not integration.room_lists:
+        return None
+    return rt.run(site_rooms(rt.graph(integration), list(integration.room_lists)))
+
+
+def check_secret(rt: Runtime, integration: Integration) -> datetime | None:
+    """Issue 11.8: a client secret expiring within 30 days, when Graph reports it (Application.Read.All is optional:
+    without it Graph answers 403 and nothing is said). Runs with every rooms import (every 6 h, and when the
+    credentials change); the alert itself is sent at most once per hour. Never fails the import. Returns the end
+    date Graph reported."""
+    try:
+        end = rt.run(secret_end(rt.graph(integration), integration.client_id,
+                                rt.box.decrypt(integration.client_secret_enc)))
+    except (GraphError, AttributeError) as e:  # AttributeError: a test double without plain-JSON reads
+        if isinstance(e, GraphAuthError) and e.status == 401:
+            log.warning("secret expiry not checked: credentials refused", integration_id=integration.id)
+        else:
+            log.info("secret expiry not checked", integration_id=integration.id, error=type(e).__name__)
+        return None
+    if end is None:
+        log.info("Graph does not report the client secret's end date (Application.Read.All not granted)",
+                 integration_id=integration.id)
+        return None
+    alerts.secret_expiring(rt.engine, rt.box, integration.id, end)
+    return end
 
 
 async def _next_page(stream: AsyncIterator[list[GraphRoom]]) -> list[GraphRoom] | None:

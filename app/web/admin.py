@@ -45,7 +45,7 @@ MAX_ADMIN_BODY = 64 * 1024
 MAX_JSON_DEPTH = 8
 INTEGRATION_ID_MAX = 36  # Integration.id
 # Changing these re-runs the rooms import (SPEC §3: "runs when an integration is enabled or its settings change").
-IMPORT_TRIGGERS = {"enabled", "ignore_tags", "buildings", "client_id", "client_secret", "tenant_id",
+IMPORT_TRIGGERS = {"enabled", "ignore_tags", "buildings", "room_lists", "client_id", "client_secret", "tenant_id",
                    "booking_base_url", "booking_api_key"}
 
 

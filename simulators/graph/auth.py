@@ -35,6 +35,29 @@ class AppRegistration:
     secret_expired: bool = False
     consented: bool = True
     denied: frozenset[str] = frozenset()
+    # When the secret ends, as `GET /applications(appId='…')` reports it in `passwordCredentials` (None: two years
+    # after registration, Entra's default). Reading it needs Application.Read.All (deny it for the 403 path).
+    secret_end: datetime | None = None
+    registered_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def application_json(self) -> dict[str, object]:
+        """The application object, with the one password credential of its secret (never the secret itself)."""
+        end = self.secret_end or self.registered_at.replace(year=self.registered_at.year + 2)
+        return {
+            "id": self.object_id,
+            "appId": self.client_id,
+            "displayName": "RoomBridge",
+            "passwordCredentials": [{
+                "customKeyIdentifier": None,
+                "displayName": "roombridge",
+                "endDateTime": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "hint": self.secret[:3],
+                "keyId": str(uuid.uuid5(uuid.NAMESPACE_OID, self.client_id)),
+                "secretText": None,
+                "startDateTime": self.registered_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }],
+        }
 
 
 # The application permission each Graph call of the simulator needs (a denied one answers 403).
@@ -43,6 +66,8 @@ def permission_of(kind: str, method: str) -> str | None:
         return "Place.Read.All"
     if kind == "mailboxSettings":
         return "MailboxSettings.Read"
+    if kind == "applications":
+        return "Application.Read.All"
     if kind in ("events", "event", "calendarView", "delta", "instances", "cancel", "decline"):
         return "Calendars.Read" if method == "GET" else "Calendars.ReadWrite"
     return None
@@ -61,8 +86,17 @@ class TokenIssuer:
             app = self._apps[client_id] = AppRegistration(client_id, secret)
             return app
 
+    def app(self, client_id: str) -> AppRegistration | None:
+        with self._lock:
+            return self._apps.get(client_id)
+
+    def apps(self) -> list[AppRegistration]:
+        with self._lock:
+            return list(self._apps.values())
+
     def change(self, client_id: str, **what: object) -> None:
-        """Change an app registration (`secret_expired`, `consented`, `denied`), as an admin would in Entra ID.
+        """Change an app registration (`secret_expired`, `consented`, `denied`, `secret_end`), as an admin would in
+        Entra ID.
         Tokens already issued stay valid (as Entra's do until they expire); `denied` applies to every call at once."""
         with self._lock:
             self._apps[client_id] = replace(self._apps[client_id], **what)  # type: ignore[arg-type]

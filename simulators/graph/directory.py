@@ -100,6 +100,30 @@ class RoomPlace:
         }
 
 
+@dataclass
+class RoomList:
+    """A room list (`microsoft.graph.roomList`): a distribution group of rooms, addressed in `/places` by its e-mail
+    (its `id` is not stable in Graph). `rooms`: the member rooms' mailbox ids, in the order they were added."""
+
+    email: str
+    display_name: str
+    rooms: list[str] = field(default_factory=list)
+    address: dict[str, str] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def json(self) -> dict[str, Any]:
+        address = {"street": "", "city": "", "state": "", "countryOrRegion": "", "postalCode": ""}
+        return {
+            "@odata.type": "#microsoft.graph.roomList",
+            "id": self.id,
+            "displayName": self.display_name,
+            "address": {**address, **self.address},
+            "geoCoordinates": None,
+            "phone": None,
+            "emailAddress": self.email,
+        }
+
+
 class Directory:
     """Lookup by object id or e-mail, both case-insensitive as in Graph. Guarded by the tenant lock."""
 
@@ -107,6 +131,7 @@ class Directory:
         self._by_id: dict[str, Mailbox] = {}
         self._by_email: dict[str, Mailbox] = {}
         self.rooms: dict[str, RoomPlace] = {}  # mailbox id → place, in insertion order (the /places order)
+        self.room_lists: dict[str, RoomList] = {}  # lower-case e-mail → room list, in insertion order
 
     def add(self, mailbox: Mailbox) -> Mailbox:
         if mailbox.email.lower() in self._by_email:
@@ -146,3 +171,16 @@ class Directory:
 
     def listed_rooms(self) -> list[RoomPlace]:
         return [place for place in self.rooms.values() if place.listed]
+
+    def room_list(self, key: str) -> RoomList:
+        """A room list by e-mail or id (case-insensitive), as `/places/{id}/microsoft.graph.roomlist/rooms` takes."""
+        key = key.strip().lower()
+        found = self.room_lists.get(key) or next((r for r in self.room_lists.values() if r.id.lower() == key), None)
+        if found is None:
+            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        return found
+
+    def rooms_of_list(self, key: str) -> list[RoomPlace]:
+        """The listed rooms of a room list (a room hidden from the address list is not in /places either)."""
+        rooms = self.room_list(key).rooms
+        return [self.rooms[r] for r in rooms if r in self.rooms and self.rooms[r].listed]

@@ -141,6 +141,13 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
         Route("/v1.0/$batch", endpoint("batch", batch.run, False), methods=["POST"]),
         Route("/v1.0/places/microsoft.graph.room", endpoint("places", list_rooms, False), methods=["GET"]),
         Route("/v1.0/places/graph.room", endpoint("places", list_rooms, False), methods=["GET"]),  # msgraph-sdk's
+        Route("/v1.0/places/microsoft.graph.roomlist", endpoint("places", list_room_lists, False), methods=["GET"]),
+        Route("/v1.0/places/graph.roomlist", endpoint("places", list_room_lists, False), methods=["GET"]),
+        Route("/v1.0/places/{place}/microsoft.graph.roomlist/rooms", endpoint("places", list_rooms_of_list, False),
+              methods=["GET"]),
+        Route("/v1.0/places/{place}/graph.roomlist/rooms", endpoint("places", list_rooms_of_list, False),
+              methods=["GET"]),
+        Route("/v1.0/applications{key:path}", endpoint("applications", get_application, False), methods=["GET"]),
         Route(users, endpoint("user", get_user), methods=["GET"]),
         Route(f"{users}/mailboxSettings", endpoint("mailboxSettings", get_mailbox_settings), methods=["GET"]),
         Route(f"{users}/events", endpoint("events", events_collection), methods=["GET", "POST"]),
@@ -170,6 +177,44 @@ def graph_routes(backend: GraphBackend) -> list[Route]:
 async def list_rooms(call: Call) -> Response:
     rooms = [place.json() for place in call.backend.tenant.directory.listed_rooms()]
     return call.page(rooms, "places/microsoft.graph.room", call.backend.tunables.places_page_size)
+
+
+async def list_room_lists(call: Call) -> Response:
+    """`GET /places/microsoft.graph.roomlist`: the tenant's room lists."""
+    lists = [room_list.json() for room_list in call.backend.tenant.directory.room_lists.values()]
+    return call.page(lists, "places/microsoft.graph.roomList", call.backend.tunables.places_page_size)
+
+
+async def list_rooms_of_list(call: Call) -> Response:
+    """`GET /places/{room list e-mail or id}/microsoft.graph.roomlist/rooms`: the rooms of one list (404: no such
+    list)."""
+    directory = call.backend.tenant.directory
+    rooms = [place.json() for place in directory.rooms_of_list(call.request.path_params["place"])]
+    return call.page(rooms, "places('…')/microsoft.graph.roomList/rooms", call.backend.tunables.places_page_size)
+
+
+_APPLICATION_KEY = re.compile(r"^\(appId='([^']*)'\)$|^/([0-9a-fA-F-]{36})$")
+
+
+async def get_application(call: Call) -> Response:
+    """`GET /applications(appId='{client id}')` or `/applications/{object id}`, `$select` honoured for the top-level
+    properties (the bridge asks for `passwordCredentials` only)."""
+    found = _APPLICATION_KEY.match(call.request.path_params["key"])
+    if found is None:
+        raise invalid_request("Invalid object identifier.")
+    app_id, object_id = found.group(1), found.group(2)
+    app = call.backend.issuer.app(app_id) if app_id else next(
+        (a for a in call.backend.issuer.apps() if a.object_id == object_id), None)
+    if app is None:
+        raise GraphError(404, "Request_ResourceNotFound",
+                         f"Resource '{app_id or object_id}' does not exist or one of its queried reference-property "
+                         "objects are not present.")
+    data = app.application_json()
+    select = call.request.query_params.get("$select")
+    if select:
+        wanted = {s.strip() for s in select.split(",")}
+        data = {k: v for k, v in data.items() if k in wanted or k == "id"}
+    return call.json({"@odata.context": f"{call.base}/$metadata#applications/$entity", **data})
 
 
 async def get_user(call: Call) -> Response:

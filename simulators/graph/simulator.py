@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from simulators.graph.auth import auth_routes
 from simulators.graph.backend import GraphBackend, Tunables
 from simulators.graph.delivery import DeliveryFaults
-from simulators.graph.directory import Mailbox, RoomPlace
+from simulators.graph.directory import Mailbox, RoomList, RoomPlace
 from simulators.graph.errors import GraphError
 from simulators.graph.routes import graph_routes
 from simulators.graph.stats import GraphStats
@@ -130,6 +130,18 @@ class GraphSimulator:
         )
         with self.backend.tenant.lock:
             return self.backend.tenant.directory.add_room(place).mailbox.id
+
+    def add_room_list(self, email: str, display_name: str, rooms: Sequence[str] = ()) -> str:
+        """A room list (`/places/microsoft.graph.roomlist`) holding these rooms (e-mails); returns its place id."""
+        with self.backend.tenant.lock:
+            directory = self.backend.tenant.directory
+            members = [directory.room(r).mailbox.id for r in rooms]
+            room_list = directory.room_lists[email.lower()] = RoomList(email, display_name, members)
+            return room_list.id
+
+    def set_secret_end(self, client_id: str, end: datetime) -> None:
+        """When the app's client secret ends, as Graph reports it in the application's `passwordCredentials`."""
+        self.backend.issuer.change(client_id, secret_end=end)
 
     def remove_room(self, email: str) -> None:
         """Hide the room from /places (as a room hidden from the address list); its mailbox keeps working."""
