@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,17 +43,36 @@ BOOKING_CALLS = Counter("roombridge_booking_calls_total",
                         ["operation", "status"])
 JOB_SECONDS = Histogram("roombridge_job_duration_seconds", "Duration of one run of a job", ["actor"],
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+CHANGE_LATENCY = Histogram("roombridge_change_latency_seconds",
+                           "From a change's hint (the job that wrote it enqueued: a notification, a hook, a "
+                           "reconciliation round) to its write on the other side, by direction",
+                           ["direction"], buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600))
+# When the hint of the job this thread runs arrived (epoch seconds): its dramatiq message's timestamp, set around
+# each job by `JobMetrics`. None outside a job (a CLI backfill, a test calling a flow directly): nothing observed.
+_hint_at: ContextVar[float | None] = ContextVar("roombridge_hint_at", default=None)
+
+
+def change_written(direction: str) -> None:
+    """A change was written on the other side (`direction`: outlook_to_booking | booking_to_outlook): observe the
+    time since its hint arrived, when it was written by a job."""
+    at = _hint_at.get()
+    if at is not None:
+        CHANGE_LATENCY.labels(direction).observe(max(0.0, time.time() - at))
 
 
 class JobMetrics(Middleware):
-    """Counts each run of each job by outcome and times it."""
+    """Counts each run of each job by outcome and times it; while it runs, `change_written` knows when its hint
+    arrived (the message's enqueue time, kept by dramatiq across retries)."""
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         message.options["_metrics_started"] = time.monotonic()
+        stamp = getattr(message, "message_timestamp", None)
+        _hint_at.set(stamp / 1000 if isinstance(stamp, int | float) and stamp > 0 else None)
 
     def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None,
                               exception: BaseException | None = None) -> None:
         started = message.options.pop("_metrics_started", None)
+        _hint_at.set(None)
         JOBS.labels(message.actor_name, "ok" if exception is None else "failed").inc()
         if isinstance(started, float):
             JOB_SECONDS.labels(message.actor_name).observe(time.monotonic() - started)

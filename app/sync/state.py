@@ -14,10 +14,12 @@ from sqlmodel import Session, col, select
 
 from app.core.link import LinkState, Pending, RoomCopy, Synced
 from app.platform.db import session_scope
+from app.platform.metrics import change_written
 from app.platform.models import EventCopy, Link, Room, utcnow
 from app.sync import journal
 
 ChangeDirection = Literal["outlook_to_booking", "booking_to_outlook"]  # the journal's direction of a change
+WRITES = frozenset({"create", "update", "cancel"})  # a note `ok` with one of these: the other side was written
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,10 @@ def save(engine: Engine, integration_id: str, link: LinkState | None, note: Note
             journal.record(s, integration_id, note.direction, note.action, note.status, note.message,
                            ical_uid=link.ical_uid if link is not None else ical_uid,
                            loan_id=(link.loan_id if link is not None else None) or loan_id, rule=note.rule)
-        return _state(s, stored) if stored is not None else None
+        result = _state(s, stored) if stored is not None else None
+    if note is not None and note.status == "ok" and note.action in WRITES:
+        change_written(note.direction)  # the change → other side latency (app/platform/metrics.py)
+    return result
 
 
 def forget(engine: Engine, integration_id: str, link: LinkState) -> None:
