@@ -181,7 +181,7 @@ def test_connection_checks_each_thing_and_explains_each_failure(live: Live) -> N
     ok = checks_of(live, write=True)
     assert {n: c["status"] for n, c in ok.items()} == {
         "token": "ok", "list_rooms": "ok", "read_calendar": "ok", "mailbox_settings": "ok", "write_event": "ok",
-        "booking_reachable": "ok", "booking_key": "ok", "default_store": "skipped"}
+        "booking_reachable": "ok", "booking_key": "ok", "default_store": "ok"}
     assert checks_of(live)["write_event"]["status"] == "skipped"  # the write probe only when asked
 
     messages: dict[str, str] = {}
@@ -228,6 +228,33 @@ def test_connection_checks_each_thing_and_explains_each_failure(live: Live) -> N
     kept = api(live, "GET", f"/api/integrations/{live.integration_id}/test-connection")
     assert kept.status_code == 200 and {c["name"]: c for c in kept.json()["checks"]} == result
     assert kept.json()["ok"] is False
+
+
+def test_connection_checks_the_default_store_and_skips_it_on_the_first_contract(live: Live) -> None:
+    """Booking API reachable, key accepted, default store exists (GET /v1/stores/{id}, optional): each outcome."""
+    booking = live.sandbox.booking
+    found = checks_of(live)["default_store"]
+    assert found["status"] == "ok" and booking.store_id in found["detail"]
+
+    patch(live, default_store_id="no-such-store")
+    unknown = checks_of(live)["default_store"]
+    assert unknown["status"] == "failed" and "no store 'no-such-store'" in unknown["detail"]
+    assert "default_store_id" in unknown["fix"]
+
+    booking.stores_api = False  # a booking system of the first contract: the route is absent
+    try:
+        result = checks_of(live)
+    finally:
+        booking.stores_api = True
+    old = result["default_store"]
+    assert old["status"] == "skipped" and "cannot check" in old["detail"] and "GET /v1/stores/{id}" in old["detail"]
+    assert result["booking_key"]["status"] == "ok"
+
+    patch(live, default_store_id=booking.store_id, booking_api_key="not-the-key")
+    refused = checks_of(live)
+    assert refused["booking_key"]["status"] == "failed"
+    assert refused["default_store"]["status"] == "skipped" and "API key" in refused["default_store"]["detail"]
+    assert len({found["detail"], unknown["detail"], old["detail"], refused["default_store"]["detail"]}) == 4
 
 
 # --- stats and the journal's filters -------------------------------------------------------------------------

@@ -18,7 +18,13 @@ from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from azure.identity.aio import ClientSecretCredential
 from sqlmodel import Session, col, select
 
-from app.adapters.booking.client import BookingClient, BookingError, BookingRejected, BookingUnavailable
+from app.adapters.booking.client import (
+    BookingClient,
+    BookingError,
+    BookingNotFound,
+    BookingRejected,
+    BookingUnavailable,
+)
 from app.adapters.graph.errors import GraphAuthError, GraphError, GraphNotFound, GraphThrottled
 from app.adapters.graph.gateway import GRAPH_SCOPE, GraphGateway
 from app.core.graph import EventWrite, GraphRoom
@@ -195,6 +201,41 @@ def _booking_checks(client: BookingClient) -> list[Check]:
             Check("booking_key", "ok", "the API key was accepted")]
 
 
+STORE_NOT_FOUND = "store_not_found"  # the contract's error code for an unknown store (docs/booking-api.md)
+
+
+def _store_check(client: BookingClient, store_id: str) -> Check:
+    """`GET /v1/stores/{id}`: optional in the Booking API v1 (added later). A booking system without it answers a
+    404 of another code (or 405): the check is skipped, saying why."""
+    try:
+        store = client.get_store(store_id)
+    except BookingNotFound as e:
+        if e.code == STORE_NOT_FOUND:
+            return Check("default_store", "failed", f"the booking system has no store {store_id!r}",
+                         "set default_store_id to the id of the store in which the rooms are booked")
+        return _store_unchecked(store_id)
+    except BookingRejected as e:
+        if e.status == 405:
+            return _store_unchecked(store_id)
+        return Check("default_store", "failed", f"the booking system refused to show store {store_id!r} "
+                     f"({e.status} {e.code})", "check that the API key may read this store")
+    except BookingError as e:
+        return Check("default_store", "failed", f"store {store_id!r} could not be read ({e.status or ''} {e.code})",
+                     "try again; if it persists, check the booking system's GET /v1/stores/{id}")
+    if store.get("active") is False:
+        return Check("default_store", "failed", f"store {store_id!r} exists but is not active",
+                     "activate the store in the booking system or set another default_store_id")
+    name = store.get("name")
+    return Check("default_store", "ok",
+                 f"store {store_id!r} exists" + (f" ({name})" if isinstance(name, str) and name else ""))
+
+
+def _store_unchecked(store_id: str) -> Check:
+    return Check("default_store", "skipped",
+                 f"cannot check store {store_id!r}: the booking system does not implement GET /v1/stores/{{id}} "
+                 "(optional in the Booking API v1); the rooms import reports a refused store")
+
+
 def check_connection(rt: Runtime, integration_id: str, *, write: bool = False) -> dict[str, Any]:
     """Run every check, keep the result in the journal, return it (not named test_…: pytest would collect it
     wherever it is imported into a test module)."""
@@ -207,10 +248,13 @@ def check_connection(rt: Runtime, integration_id: str, *, write: bool = False) -
     secret = rt.box.decrypt(integration.client_secret_enc)
     checks = rt.run(_graph_checks(rt, integration, secret, room, write))
     with BookingClient(integration.booking_base_url, rt.box.decrypt(integration.booking_api_key_enc)) as client:
-        checks += _booking_checks(client)
-    checks.append(Check("default_store", "skipped",
-                        f"store {integration.default_store_id!r} is not readable through the Booking API v1; the "
-                        "rooms import reports a refused store"))
+        booking = _booking_checks(client)
+        checks += booking
+        if all(c.status == "ok" for c in booking):
+            checks.append(_store_check(client, integration.default_store_id))
+        else:
+            checks.append(Check("default_store", "skipped", "the booking system did not accept the API key"
+                                if booking[0].status == "ok" else "the booking system is not reachable"))
     ok = all(c.status != "failed" for c in checks)
     result = {"ok": ok, "at": datetime.now(UTC).isoformat(), "checks": [asdict(c) for c in checks]}
     with session_scope(rt.engine) as s:

@@ -197,6 +197,16 @@ def build_app(store: BookingStore, faults: Faults, hooks: HookDispatcher, api_ke
         store.stats.add("notes_added")
         return _json(note, 201)
 
+    async def get_store(request: Request) -> Response:
+        """`GET /v1/stores/{id}` (optional, a contract addition): the store, or 404 `store_not_found`. With
+        `store.stores_api` off the route is absent (an older booking system): a plain 404 `not_found`."""
+        if not store.stores_api:
+            raise HTTPException(404, "Not Found")
+        store_id = request.path_params["store_id"]
+        if store_id != store.store_id:
+            raise ApiError(404, "store_not_found", "no store with this id")
+        return JSONResponse({"id": store.store_id, "name": store.store_name, "active": True})
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -218,6 +228,7 @@ def build_app(store: BookingStore, faults: Faults, hooks: HookDispatcher, api_ke
             Route(f"{v1}/loans/{{loan_id}}/cancel", endpoint(cancel_loan), methods=["POST"]),
             Route(f"{v1}/loans/{{loan_id}}/return", endpoint(return_loan), methods=["POST"]),
             Route(f"{v1}/loans/{{loan_id}}/notes", endpoint(add_note), methods=["POST"]),
+            Route(f"{v1}/stores/{{store_id}}", endpoint(get_store), methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )

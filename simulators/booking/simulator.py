@@ -85,6 +85,15 @@ class BookingSimulator:
     def latency(self, seconds: float) -> None:
         self._faults.latency = seconds
 
+    @property
+    def stores_api(self) -> bool:
+        """Whether `GET /v1/stores/{id}` (optional in the contract) is implemented; off: it answers a plain 404."""
+        return self._store.stores_api
+
+    @stores_api.setter
+    def stores_api(self, on: bool) -> None:
+        self._store.stores_api = on
+
     def inject(self, status: int = 503, count: int = 1, retry_after: float | None = None) -> None:
         """The next `count` API requests are answered `status` (+ `Retry-After: retry_after` if given)."""
         self._faults.inject(status, count, retry_after)

@@ -111,6 +111,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 class BookingStore:
     def __init__(self, store_id: str) -> None:
         self.store_id = store_id
+        self.store_name = f"Store {store_id}"
+        self.stores_api = True  # off: `GET /v1/stores/{id}` is absent, as in a booking system of the first contract
         self.base_url = ""  # set by the simulator once its port is known; used for `Loan.url`
         self.stats = BookingStats()
         self._lock = threading.RLock()

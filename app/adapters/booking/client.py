@@ -137,6 +137,22 @@ class BookingClient:
         response = self._request("GET", "/availability", params=params)
         return _parse(AvailabilityResponse, response).available
 
+    # -- stores -----------------------------------------------------------------------------------------------
+
+    def get_store(self, store_id: str) -> dict[str, Any]:
+        """`GET /v1/stores/{id}` (optional, a contract addition): the store as JSON. Raises `BookingNotFound` with
+        code `store_not_found` for an unknown store, and another 404 code (or `BookingRejected` 405) when the
+        booking system does not implement the route."""
+        response = self._request("GET", f"/stores/{_segment(store_id)}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise BookingError(f"GET {API_PREFIX}/stores/{{id}}: the answer is not a JSON object", "invalid_response",
+                               response.status_code)
+        return body
+
     # -- loans ------------------------------------------------------------------------------------------------
 
     def create_loan(self, loan: LoanCreate, idempotency_key: str) -> Loan:
