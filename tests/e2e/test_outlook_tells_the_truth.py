@@ -172,6 +172,37 @@ def test_an_integration_limited_to_a_building_serves_only_that_site(shared, grap
             "salle-lyon@contoso.com"].active
 
 
+def test_an_integration_limited_to_a_room_list_imports_and_subscribes_only_its_rooms(shared,
+                                                                                     graph_host: GraphHost) -> None:
+    lyon = ["salle-rhone@contoso.com", "salle-saone@contoso.com"]
+    rooms = [*ROOMS, *(dict(email=e, display_name=e.split("@")[0], capacity=8, building="Lyon", floor_number=1,
+                            tags=[], time_zone="Romance Standard Time") for e in lyon)]
+    with Sandbox.start(rooms, host=graph_host) as sandbox:
+        sandbox.graph.add_room_list("paris-rooms@contoso.com", "Paris", [JUPITER, SATURNE])
+        sandbox.graph.add_room_list("lyon-rooms@contoso.com", "Lyon", lyon)
+        with integration_on(shared, sandbox, room_lists=["lyon-rooms@contoso.com"]) as integration:
+            assert shared.bridge.api("GET", f"/api/integrations/{integration['id']}").json()["room_lists"] == [
+                "lyon-rooms@contoso.com"]
+            imported = shared.bridge.api("GET", f"/api/integrations/{integration['id']}/rooms").json()["items"]
+            assert sorted(r["email"] for r in imported if r["active"]) == lyon
+            assert sorted(sandbox.booking.places) == lyon
+            subscribed = {sandbox.graph.user_id(e): e for e in lyon}
+
+            def resources() -> list[str]:
+                return sorted(next((e for i, e in subscribed.items() if i in s["resource"]), s["resource"])
+                              for s in sandbox.graph.subscriptions.values())
+            wait_for(lambda: resources() == lyon, WAIT, "the Lyon rooms subscribed, and only them")
+            sandbox.graph.create_meeting("alice@contoso.com", "Paris", day(9), day(10), rooms=[JUPITER],
+                                         time_zone="Romance Standard Time")
+            sandbox.graph.create_meeting("alice@contoso.com", "Lyon", day(9), day(10), rooms=[lyon[0]],
+                                         time_zone="Romance Standard Time")
+            wait_for(lambda: sandbox.booking.loans, WAIT, "the Lyon loan")
+            sandbox.settle()
+            [loan] = sandbox.booking.loans.values()
+            assert [i.place_email for i in loan.items] == [lyon[0]]
+            assert resources() == lyon
+
+
 # --- 8 ---------------------------------------------------------------------------------------------------------------
 
 class Receiver:
@@ -233,6 +264,56 @@ def test_rooms_fallen_back_to_polling_send_one_signed_alert(shared, graph_host: 
             verify(ALERT_SECRET, body, signature)
             assert message["kind"] == "polling" and message["integration"]["id"] == integration["id"]
             assert ALERT_SECRET not in body.decode() and sandbox.client_secret not in body.decode()
+        finally:
+            wait_for(lambda: shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}",
+                                               json={"enabled": False}).status_code == 200, WAIT, "disabled")
+
+
+def test_a_client_secret_expiring_within_30_days_sends_one_signed_alert(shared, graph_host: GraphHost,
+                                                                         receiver: Receiver) -> None:
+    with Sandbox.start(host=graph_host) as sandbox:
+        end = (datetime.now(UTC) + timedelta(days=9)).replace(microsecond=0)
+        sandbox.graph.set_secret_end(sandbox.client_id, end)
+        r = shared.bridge.api("POST", "/api/integrations", json=sandbox.integration(
+            alert_url=receiver.url, alert_secret=ALERT_SECRET))
+        assert r.status_code == 201, r.text
+        integration = r.json()
+        try:
+            wait_for(lambda: receiver.received, WAIT, "the secret-expiry alert")
+            [(message, signature, body)] = receiver.received
+            verify(ALERT_SECRET, body, signature)
+            assert message["kind"] == "secret_expiring" and message["integration"]["id"] == integration["id"]
+            assert message["details"]["expires_at"] == end.isoformat()
+            assert sandbox.client_secret not in body.decode() and ALERT_SECRET not in body.decode()
+            # The next import (a settings change) reads the same end date: the alert is not sent again this hour.
+            def imports() -> set[tuple[str, str]]:
+                return {(e["id"], e["last_at"]) for e in journal(shared, integration)
+                        if e["direction"] == "rooms" and e["action"] == "import" and e["status"] == "ok"}
+            first = wait_for(imports, WAIT, "the first import")
+            r = shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}", json={"ignore_tags": "x"})
+            assert r.status_code == 200
+            wait_for(lambda: imports() - first, WAIT, "the second import")
+            sandbox.settle()
+            assert len(receiver.received) == 1
+        finally:
+            wait_for(lambda: shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}",
+                                               json={"enabled": False}).status_code == 200, WAIT, "disabled")
+
+
+def test_a_secret_graph_does_not_report_sends_no_alert(shared, graph_host: GraphHost, receiver: Receiver) -> None:
+    with Sandbox.start(host=graph_host) as sandbox:
+        sandbox.graph.set_secret_end(sandbox.client_id, datetime.now(UTC) + timedelta(days=3))
+        sandbox.graph.backend.issuer.change(sandbox.client_id, denied=frozenset({"Application.Read.All"}))
+        r = shared.bridge.api("POST", "/api/integrations", json=sandbox.integration(
+            alert_url=receiver.url, alert_secret=ALERT_SECRET))
+        assert r.status_code == 201, r.text
+        integration = r.json()
+        try:
+            wait_for(lambda: any(e["direction"] == "rooms" and e["action"] == "import" and e["status"] == "ok"
+                                 for e in journal(shared, integration)), WAIT, "the import")
+            sandbox.settle()
+            assert receiver.received == []  # 403 on the application: not reported, no alert, no error
+            assert not [e for e in journal(shared, integration) if e["status"] == "error"]
         finally:
             wait_for(lambda: shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}",
                                                json={"enabled": False}).status_code == 200, WAIT, "disabled")
