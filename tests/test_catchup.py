@@ -22,6 +22,13 @@ from tests.conftest import make_settings
 from tests.helpers import queued, seed_subscription
 
 
+def _embedded_app(tmp_path):
+    """The web app on the embedded default: this process runs the jobs."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
+    upgrade(settings.database_url)
+    return create_app(settings)
+
+
 def _args(broker, actor: str) -> list[list]:
     return sorted(m["args"] for m in queued(broker, actor))
 
@@ -87,9 +94,7 @@ def test_redis_marker_notices_a_redis_that_lost_its_data(tmp_path, redis_url) ->
 
 
 def test_draining_answers_503_to_webhooks_and_finishes_the_in_process_jobs(tmp_path) -> None:
-    settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
-    upgrade(settings.database_url)
-    app = create_app(settings)  # embedded: this process runs the jobs
+    app = _embedded_app(tmp_path)
     with TestClient(app, raise_server_exceptions=False) as client:
         broker = app.state.broker
         started, release = threading.Event(), threading.Event()
@@ -119,9 +124,7 @@ def test_draining_answers_503_to_webhooks_and_finishes_the_in_process_jobs(tmp_p
 
 def test_drain_waits_for_delayed_jobs_too(tmp_path) -> None:
     n = 3
-    settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
-    upgrade(settings.database_url)
-    app = create_app(settings)
+    app = _embedded_app(tmp_path)
     with TestClient(app, raise_server_exceptions=False):
         broker = app.state.broker
         ran: list[int] = []
@@ -140,9 +143,7 @@ def test_drain_waits_for_delayed_jobs_too(tmp_path) -> None:
 def test_drain_does_not_wait_for_jobs_due_after_it(tmp_path) -> None:
     """A renewal due in 2 hours, a retry after a long back-off: the drain cannot finish them, so it does not wait
     for them (the next start re-derives them); with pytest's 300 s limit, waiting would fail this test."""
-    settings = make_settings(f"sqlite:///{tmp_path / 'rb.db'}")
-    upgrade(settings.database_url)
-    app = create_app(settings)
+    app = _embedded_app(tmp_path)
     with TestClient(app, raise_server_exceptions=False):
         broker = app.state.broker
         ran: list[str] = []
