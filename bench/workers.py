@@ -11,6 +11,8 @@ last. The two alternate over `--rounds` rounds; medians are compared.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +57,35 @@ def noop_round(n: int, threads: int, processes: int, workdir: Path) -> float:
         client.close()
 
 
+class Profiler:
+    """`--profile DIR`: py-spy (pip-installed into the venv) samples the bridge's processes and this one (the
+    simulators) during each RoomBridge round, as collapsed stacks `DIR/<round>-<name>.txt`: `cpu`, the samples of
+    the thread holding the GIL; `wall`, every thread, idle or not, named by its thread id."""
+
+    def __init__(self, directory: Path | None, mode: str = "cpu") -> None:
+        self.directory = directory
+        self.mode = mode
+        self._running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, label: str, pids: dict[str, int]) -> None:
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).with_name("py-spy")
+        for name, pid in pids.items():
+            out = self.directory / f"{label}-{name}.txt"
+            command = [str(spy), "record", "--format", "raw", "--nonblocking", "--rate", "200", "-p", str(pid),
+                       "-o", str(out), *(["--idle", "--threads"] if self.mode == "wall" else ["--gil"])]
+            self._running.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for p in self._running:
+            p.send_signal(signal.SIGINT)
+        for p in self._running:
+            p.wait(timeout=60)
+        self._running.clear()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench workers", description=__doc__.splitlines()[0])
     parser.add_argument("--meetings", type=int, default=400)
@@ -63,6 +94,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--noop-messages", type=int, default=0, help="default: 10 × meetings")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="a directory: py-spy samples of every process during the RoomBridge rounds")
+    parser.add_argument("--profile-mode", choices=["cpu", "wall"], default="cpu",
+                        help="with --profile: cpu (the thread holding the GIL) or wall (every thread, idle or not)")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="roombridge-bench-"))
     noop_n = args.noop_messages or 10 * args.meetings
@@ -70,6 +105,7 @@ def main(argv: list[str]) -> int:
           f" {args.threads} threads, PostgreSQL + Redis, Graph without added latency; baseline: {noop_n} no-op"
           f" messages, same processes and threads; {args.rounds} rounds alternating")
     database, drop = _database("redis", workdir)
+    profiler = Profiler(args.profile, args.profile_mode)
     bridge_rates: list[float] = []
     noop_rates: list[float] = []
     try:
@@ -103,6 +139,9 @@ def main(argv: list[str]) -> int:
                                    if loan.origin and loan.origin.ref in ids
                                    and loan.start.astimezone(ZoneInfo("UTC")).minute == minute) == args.meetings
 
+                    pids = {"bench": os.getpid(), "serve": bridge.processes[0].pid}
+                    pids.update({f"worker{i}": p.pid for i, p in enumerate(bridge.processes[1:], 1)})
+                    profiler.start(f"round{rnd + 1}", pids)
                     t0 = time.monotonic()
                     for m in meetings:
                         start = datetime.fromisoformat(m["start"]["dateTime"][:19]).replace(tzinfo=ZoneInfo("UTC"))
@@ -111,6 +150,7 @@ def main(argv: list[str]) -> int:
                                               end=start + timedelta(minutes=30))
                     wait_for(moved, 600, "every loan to move", interval=0.05)
                     bridge_rates.append(args.meetings / (time.monotonic() - t0))
+                    profiler.stop()
                     print(f"  round {rnd + 1}: no-op {noop_rates[-1]:,.0f} msg/s, RoomBridge"
                           f" {bridge_rates[-1]:,.1f} changes/s (ratio {bridge_rates[-1] / noop_rates[-1]:.3f})",
                           flush=True)
