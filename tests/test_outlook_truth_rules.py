@@ -5,14 +5,14 @@ their comments (point 1), sites (point 7), and the settings' validation."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from app.core.actions import DeleteEvent, Record, Refusal, ReleaseRooms, UpdateEvent
 from app.core.booking_rules import ImportedRoom, desired_event
-from app.core.contract import Loan
+from app.core.contract import Loan, WorkingHours
 from app.core.decide import decide_loan_change
 from app.core.desired import DesiredEvent, DesiredLoan
 from app.core.graph import Attendee, OutlookEvent
@@ -202,6 +202,36 @@ def test_all_day_skip() -> None:
     out = evaluate(all_day(datetime(2030, 3, 5, tzinfo=UTC)), replace(POLICY, all_day="skip"),
                    {"room-a@contoso.com"}, NOW, "Europe/Paris")
     assert isinstance(out, Refusal) and out.status == "skipped" and out.rule == "all_day" and not declines(out)
+
+
+OFFICE = WorkingHours(days=["monday", "tuesday", "wednesday", "thursday", "friday"], start=time(8), end=time(18, 30))
+
+
+def test_an_all_day_meeting_keeps_to_the_rooms_working_hours() -> None:
+    day = datetime(2030, 3, 5, tzinfo=UTC)  # a Tuesday
+    out = evaluate(all_day(day, timedelta(hours=1)), POLICY, {"room-a@contoso.com"}, NOW, "Europe/Paris", OFFICE)
+    # 08:00–18:30 in Paris (UTC+1 in March)
+    assert isinstance(out, DesiredLoan) and (out.start, out.end) == (datetime(2030, 3, 5, 7, tzinfo=UTC),
+                                                                     datetime(2030, 3, 5, 17, 30, tzinfo=UTC))
+    # Summer time: the same wall-clock hours, an hour earlier in UTC.
+    july = datetime(2030, 7, 2, tzinfo=UTC)  # a Tuesday
+    assert full_days(july - timedelta(hours=2), july + timedelta(hours=22), "Europe/Paris", OFFICE) == (
+        datetime(2030, 7, 2, 6, tzinfo=UTC), datetime(2030, 7, 2, 16, 30, tzinfo=UTC))
+
+
+def test_an_all_day_meeting_on_a_day_off_is_the_whole_day() -> None:
+    saturday = datetime(2030, 3, 9, tzinfo=UTC)
+    assert full_days(saturday, saturday + timedelta(days=1), None, OFFICE) == (saturday,
+                                                                               saturday + timedelta(days=1))
+    # Friday to Saturday: from Friday's opening to Saturday's midnight; Saturday to Monday: to Monday's closing.
+    friday = datetime(2030, 3, 8, tzinfo=UTC)
+    assert full_days(friday, friday + timedelta(days=2), None, OFFICE) == (
+        friday + timedelta(hours=8), friday + timedelta(days=2))
+    assert full_days(saturday, saturday + timedelta(days=3), None, OFFICE) == (
+        saturday, saturday + timedelta(days=2, hours=18, minutes=30))
+    # Hours that do not end after they start are not hours.
+    odd = WorkingHours(days=["saturday"], start=time(18), end=time(8))
+    assert full_days(saturday, saturday + timedelta(days=1), None, odd) == (saturday, saturday + timedelta(days=1))
 
 
 def test_a_multi_day_all_day_meeting_and_a_bad_zone() -> None:

@@ -318,3 +318,16 @@ def test_the_secrets_end_date_is_read_when_graph_reports_it(live: Live) -> None:
     # Application.Read.All not granted: Graph answers 403, which only means "not reported".
     live.sandbox.graph.backend.issuer.change(live.sandbox.client_id, denied=frozenset({"Application.Read.All"}))
     assert rooms.check_secret(live.rt, integration) is None
+
+
+def test_the_rooms_working_hours_are_kept_for_all_day_meetings(live: Live) -> None:
+    rooms.import_rooms(live.rt, live.integration_id)
+    hours = rooms.hours_of(live.room(JUPITER).attributes)
+    assert hours is not None and hours.days == ["monday", "tuesday", "thursday"]
+    assert (hours.start, hours.end) == (time(7, 30), time(19, 0))
+    # A row imported before the hours were kept beside it is written once more (then left alone again).
+    room = live.room(SATURNE)
+    live.update(Room, room.id, attributes={k: v for k, v in room.attributes.items() if k != "working_hours"})
+    assert rooms.hours_of(live.room(SATURNE).attributes) is None
+    rooms.import_rooms(live.rt, live.integration_id)
+    assert rooms.hours_of(live.room(SATURNE).attributes) is not None

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.core.actions import Refusal
+from app.core.contract import WorkingHours
 from app.core.desired import DesiredLoan, Requester, round_slot
 from app.core.graph import OutlookEvent
 from app.core.link import LinkState
@@ -19,6 +20,7 @@ from app.core.policy import Policy
 __all__ = ["DesiredLoan", "Gone", "Outcome", "Refusal", "Requester", "apply_availability", "evaluate",
            "decline_comment", "full_days", "holds_live_copy", "room_left", "round_slot"]
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # date.weekday() order
 DECLINED_RULES = frozenset({"availability", "organizer", "dates", "refused"})  # decisions a room declines for
 
 
@@ -39,12 +41,12 @@ def holds_live_copy(event: OutlookEvent) -> bool:
 
 
 def evaluate(event: OutlookEvent, policy: Policy, live_rooms: Collection[str], now: datetime,
-             zone: str | None = None) -> Outcome:
+             zone: str | None = None, hours: WorkingHours | None = None) -> Outcome:
     """Apply eligibility and validity rules 1–3 to one copy of a meeting, read from a room's calendar.
 
     `event.mailbox` is that room's e-mail; `live_rooms` are the imported rooms whose own calendars hold a live copy
     of this meeting, this room included if it does (rule 3: rooms that declined or left are not part of the loan).
-    `zone`: the room's IANA time zone, for all-day meetings (`Policy.all_day`).
+    `zone`, `hours`: the room's IANA time zone and working hours, for all-day meetings (`Policy.all_day`).
     """
     if event.type == "seriesMaster":
         return Refusal("skipped", "series_master", "a series master is never a loan; its occurrences are")
@@ -82,7 +84,7 @@ def evaluate(event: OutlookEvent, policy: Policy, live_rooms: Collection[str], n
     if event.is_all_day:
         if policy.all_day == "skip":
             return Refusal("skipped", "all_day", "all-day meeting and all_day=skip")
-        slot_start, slot_end = full_days(event.start, event.end, zone)
+        slot_start, slot_end = full_days(event.start, event.end, zone, hours)
     if slot_end <= now:
         return Refusal("skipped", "past", "the meeting is over")
     if slot_start > now + timedelta(days=policy.horizon_days):
@@ -126,17 +128,30 @@ def room_left(link: LinkState, room_id: str, room_email: str, active_rooms: Coll
     return DesiredLoan(link.ical_uid, Requester(s.requester_email, s.requester_name), start, end, others)
 
 
-def full_days(start: datetime, end: datetime, zone: str | None) -> tuple[datetime, datetime]:
+def full_days(start: datetime, end: datetime, zone: str | None,
+              hours: WorkingHours | None = None) -> tuple[datetime, datetime]:
     """An all-day meeting as whole days in the room's time zone (UTC when unknown): Graph gives midnight to midnight
-    in the zone the organiser wrote it in, so the day is the one its middle falls on in the room's zone."""
+    in the zone the organiser wrote it in, so the day is the one its middle falls on in the room's zone.
+
+    With working hours (the room's, wall-clock in its zone, issue 11.5) the loan starts when the first day's working
+    hours start and ends when the last day's end, each only if that day is a working day (a loan is one slot: the
+    nights between the days of a multi-day meeting stay in it). Hours whose end is not after their start are
+    ignored."""
     try:
         tz = ZoneInfo(zone) if zone else UTC
     except (ZoneInfoNotFoundError, ValueError):
         tz = UTC
     days = max(1, round((end - start) / timedelta(days=1)))
     first = (start + timedelta(hours=12)).astimezone(tz).date()
+    last = first + timedelta(days=days - 1)
     day_start = datetime.combine(first, time(0), tzinfo=tz)
-    day_end = datetime.combine(first + timedelta(days=days), time(0), tzinfo=tz)
+    day_end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz)
+    if hours is not None and hours.start < hours.end:
+        working = set(hours.days)
+        if WEEKDAYS[first.weekday()] in working:
+            day_start = datetime.combine(first, hours.start.replace(tzinfo=None), tzinfo=tz)
+        if WEEKDAYS[last.weekday()] in working:
+            day_end = datetime.combine(last, hours.end.replace(tzinfo=None), tzinfo=tz)
     return day_start.astimezone(UTC), day_end.astimezone(UTC)
 
 

@@ -40,7 +40,7 @@ from app.platform.logging import get_logger
 from app.platform.models import Integration, Room
 from app.sync import journal, state
 from app.sync.integrations import policy_of
-from app.sync.rooms import active_rooms
+from app.sync.rooms import active_rooms, hours_of
 from app.sync.runtime import Runtime
 from app.sync.state import Note
 
@@ -128,7 +128,8 @@ def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: 
     rooms = _active_rooms(rt, integration.id)
     live = (link.rooms_other_than(room.id) if link else set()) | {room.email}
     zone = (room.attributes or {}).get("time_zone")
-    outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC), zone if isinstance(zone, str) else None)
+    outcome = evaluate(event, policy, live & set(rooms), datetime.now(UTC), zone if isinstance(zone, str) else None,
+                       hours_of(room.attributes))
     outcome, busy = _check_availability(rt, integration, outcome, rooms, link)
     _apply(rt, integration, rooms, link, event.ical_uid, outcome, copy, event.last_modified, leaving, busy)
 

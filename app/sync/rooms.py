@@ -307,7 +307,10 @@ def import_page(rt: Runtime, integration_id: str, run_id: str, number: int, room
             time_zone=time_zone, active=True)
         mark = fingerprint(place, mailbox_id, groom)
         room = known.get(groom.email)
-        if room is not None and room.active and room.place_id and (room.attributes or {}).get("import_hash") == mark:
+        attributes = (room.attributes or {}) if room is not None else {}
+        # A row stored before its working hours were kept beside it (issue 11.5) is written once more.
+        if (room is not None and room.active and room.place_id and attributes.get("import_hash") == mark
+                and "working_hours" in attributes):
             active[groom.email] = room.id
         else:
             changed.append((groom, mailbox_id, place, mark))
@@ -346,11 +349,27 @@ def _write_room(rt: Runtime, integration: Integration, known: Room | None, groom
         row = row or Room(integration_id=integration.id, email=groom.email, name=groom.name, mailbox_id=mailbox_id)
         row.name, row.mailbox_id, row.place_id, row.active = groom.name, mailbox_id, place_id, True
         row.attributes = {"graph_place_id": groom.place_id, "tags": list(groom.tags), "time_zone": place.time_zone,
-                          "import_hash": mark}
+                          "working_hours": hours_json(place.working_hours), "import_hash": mark}
         row.updated_at = utcnow()
         s.add(row)
         s.flush()
         return row.id
+
+
+def hours_json(hours: WorkingHours | None) -> dict[str, Any] | None:
+    """Working hours as kept in `Room.attributes` (all-day meetings become loans within them, issue 11.5)."""
+    return None if hours is None else hours.model_dump(mode="json")
+
+
+def hours_of(attributes: dict[str, Any] | None) -> WorkingHours | None:
+    """The room's working hours from its attributes; None when it has none (or they cannot be read)."""
+    value = (attributes or {}).get("working_hours")
+    if not isinstance(value, dict):
+        return None
+    try:
+        return WorkingHours.model_validate(value)
+    except ValueError:
+        return None
 
 
 def fingerprint(place: PlaceUpsert, mailbox_id: str, room: GraphRoom) -> str:

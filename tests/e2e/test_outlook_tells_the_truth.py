@@ -140,7 +140,11 @@ def test_an_all_day_meeting_is_a_full_day_loan_and_can_be_skipped(shared, graph_
         sandbox.graph.create_meeting("alice@contoso.com", "Offsite", midnight, midnight + timedelta(days=1),
                                      rooms=[JUPITER], time_zone="Romance Standard Time", is_all_day=True)
         [loan] = wait_for(lambda: list(sandbox.booking.loans.values()), WAIT, "the all-day loan")
-        assert (loan.start, loan.end) == (midnight, midnight + timedelta(days=1))  # the room's day (Paris)
+        # The room's day in Paris, within its working hours (the simulator's rooms work 08:00–17:00, Monday–Friday).
+        if midnight.weekday() < 5:
+            assert (loan.start, loan.end) == (midnight + timedelta(hours=8), midnight + timedelta(hours=17))
+        else:
+            assert (loan.start, loan.end) == (midnight, midnight + timedelta(days=1))
         r = shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}", json={"all_day": "skip"})
         assert r.status_code == 200 and r.json()["all_day"] == "skip"
         sandbox.graph.create_meeting("bob@contoso.com", "Seminar", midnight + timedelta(days=1),
@@ -149,6 +153,22 @@ def test_an_all_day_meeting_is_a_full_day_loan_and_can_be_skipped(shared, graph_
         wait_for(lambda: any(e.get("rule") == "all_day" for e in journal(shared, integration)), WAIT,
                  "the all-day meeting skipped")
         assert len(sandbox.booking.loans) == 1
+
+
+def test_an_all_day_meeting_keeps_to_the_rooms_working_hours(shared, graph_host: GraphHost) -> None:
+    hours = {"daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+             "startTime": "07:30:00.0000000", "endTime": "19:00:00.0000000",
+             "timeZone": {"name": "Romance Standard Time"}}
+    rooms = [dict(r, working_hours=hours) if r["email"] == JUPITER else r for r in ROOMS]
+    with Sandbox.start(rooms, host=graph_host) as sandbox, integration_on(shared, sandbox):
+        midnight = day(0, days=4)
+        # Two days: from the first day's opening to the second day's closing, Paris wall-clock.
+        sandbox.graph.create_meeting("alice@contoso.com", "Workshop", midnight, midnight + timedelta(days=2),
+                                     rooms=[JUPITER], time_zone="Romance Standard Time", is_all_day=True)
+        [loan] = wait_for(lambda: list(sandbox.booking.loans.values()), WAIT, "the all-day loan")
+        assert (loan.start, loan.end) == (midnight + timedelta(hours=7, minutes=30),
+                                          midnight + timedelta(days=1, hours=19))
+        assert loan.start.astimezone(PARIS).hour == 7 and loan.end.astimezone(PARIS).hour == 19
 
 
 # --- 7 ---------------------------------------------------------------------------------------------------------------
