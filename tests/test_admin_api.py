@@ -251,3 +251,17 @@ def test_postgresql_unreachable_answers_503(redis_url) -> None:
         _assert_503(c.post(f"/api/integrations/{'1' * 36}/reconcile", headers=AUTH), "database_unavailable")
         # Bad input is still answered as such without the database.
         assert c.post("/api/integrations", json={"name": "x\x00"}, headers=AUTH).status_code == 422
+
+
+def test_retry_limit_per_integration_is_set_shown_refused_out_of_range_and_reset(client) -> None:
+    created = client.post("/api/integrations", json=body(retry_limit=3), headers=AUTH)
+    assert created.status_code == 201, created.text
+    integration_id = created.json()["id"]
+    assert created.json()["retry_limit"] == 3
+    for bad in (-1, 101, "3", 2.5, True):
+        r = client.patch(f"/api/integrations/{integration_id}", json={"retry_limit": bad}, headers=AUTH)
+        assert r.status_code == 422, (bad, r.text)
+        assert "retry_limit" in r.text
+    assert client.get(f"/api/integrations/{integration_id}", headers=AUTH).json()["retry_limit"] == 3
+    r = client.patch(f"/api/integrations/{integration_id}", json={"retry_limit": None}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["retry_limit"] is None  # back to the deployment's RETRY_LIMIT

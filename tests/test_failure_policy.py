@@ -119,6 +119,30 @@ def test_retry_exhaustion_is_journaled_once(make_stack) -> None:
     assert stack.runs["always_fails"] == 4 and len(stack.journal()) == 1
 
 
+@pytest.mark.parametrize("limit", [0, 2])
+def test_the_integrations_retry_limit_overrides_the_setting(make_stack, limit: int) -> None:
+    stack = make_stack(retry_limit=5)
+    with Session(stack.rt.engine) as s:
+        row = s.get(Integration, stack.integration.id)
+        assert row is not None and row.retry_limit is None  # the setting applies until the admin sets one
+        row.retry_limit = limit
+        s.add(row)
+        s.commit()
+
+    def always_fails(run: int) -> None:
+        raise RuntimeError(f"boom {run}")
+
+    job = stack.actor("always_fails", always_fails, journal_by="room_id", journal_direction="reconcile", **FAST)
+    stack.start()
+    job.send(room_id=stack.room.id)
+
+    [entry] = wait_for(lambda: stack.journal(failures.GAVE_UP), 30, "the give-up in the journal")
+    assert f"{limit + 1} run(s)" in entry.message
+    if stack.rt.redis is None:
+        stack.broker.join("policy-test", fail_fast=False)
+    assert stack.runs["always_fails"] == limit + 1  # the first run and the integration's retries, not the setting's 5
+
+
 def test_waits_do_not_use_the_retry_budget(make_stack) -> None:
     stack = make_stack(retry_limit=1)
     done = threading.Event()

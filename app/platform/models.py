@@ -69,6 +69,8 @@ class Integration(SQLModel, table=True):
     buildings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     alert_url: str | None = Field(default=None, max_length=500)
     alert_secret_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Automatic retries of a failing change before it waits for an admin (SPEC §2); None: the setting RETRY_LIMIT.
+    retry_limit: int | None = None
     rooms_synced_at: datetime | None = None
     loans_synced_at: datetime | None = None  # booking-side reconciliation: loans changed since then are re-read
     created_at: datetime = Field(default_factory=utcnow)

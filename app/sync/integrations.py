@@ -82,6 +82,8 @@ class IntegrationFields(BaseModel):
     room_lists: list[Annotated[str, Field(min_length=1, max_length=320)]] | None = Field(None, max_length=100)
     alert_url: str | None = None
     alert_secret: SecretStr | None = None
+    # Automatic retries of a failing change before it waits for an admin (SPEC §2); null: the deployment's setting.
+    retry_limit: int | None = Field(None, ge=0, le=100)
 
     @field_validator("tenant_id", "client_id")
     @classmethod
@@ -174,7 +176,7 @@ def apply_fields(integration: Integration, fields: IntegrationFields, box: Secre
                 setattr(integration, _SECRETS[name], box.encrypt(secret.get_secret_value()))
             elif name == "alert_secret":  # null: alerts are no longer signed, so no longer sent
                 integration.alert_secret_enc = None
-        elif value is not None or name in ("default_user_email", "alert_url", "subject_label"):
+        elif value is not None or name in ("default_user_email", "alert_url", "subject_label", "retry_limit"):
             setattr(integration, name, value)
     integration.updated_at = utcnow()
     return set(given)
@@ -196,7 +198,7 @@ PUBLIC_FIELDS = ("id", "name", "enabled", "tenant_domain", "extra_domains", "ten
                  "booking_base_url", "default_store_id", "default_user_email", "ignore_tags", "block_minutes",
                  "horizon_days", "direction", "private_events", "exclude_subjects", "show_pending_as_tentative",
                  "refusal_feedback", "conflict_note", "subject_mode", "subject_label", "show_as", "event_sensitivity",
-                 "all_day", "buildings", "room_lists", "alert_url", "created_at", "updated_at")
+                 "all_day", "buildings", "room_lists", "alert_url", "retry_limit", "created_at", "updated_at")
 
 
 def public_view(integration: Integration) -> dict[str, Any]:

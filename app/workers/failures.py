@@ -9,7 +9,8 @@ A job that raises is, by the kind of error:
 - **final** — the booking system rejects the request (`BookingRejected`, `BookingConflict`), Graph refuses our
   credentials (`GraphAuthError`): journaled once, the message fails, no retry.
 - **failing** — anything else: retried with exponential backoff (`min_backoff`..`max_backoff`), up to `retry_limit`
-  times; then the journal says the job gave up.
+  times (the message's option, else its integration's `retry_limit`, else the setting); then the journal says the
+  job gave up.
 
 The journal entry goes to the job's integration, found from the argument named by the actor option `journal_by`
 (`integration_id`, or `room_id` / `subscription_id`, looked up in the database), under the direction named by
@@ -35,7 +36,7 @@ from app.adapters.graph.errors import GraphAuthError, GraphThrottled
 from app.platform.db import session_scope
 from app.platform.locks import LockTimeout
 from app.platform.logging import get_logger
-from app.platform.models import Room, Subscription
+from app.platform.models import Integration, Room, Subscription
 from app.platform.throttle import MailboxBusy
 from app.sync import alerts, journal
 from app.sync.runtime import current
@@ -135,7 +136,10 @@ class FailurePolicy(Middleware):
 
         failures = options.get("retries", 0)
         options["retries"] = failures + 1
-        if failures >= option("retry_limit", self.retry_limit):
+        limit = option("retry_limit", None)
+        if limit is None:
+            limit = _integration_retry_limit(actor, message)
+        if failures >= (self.retry_limit if limit is None else limit):
             self._give_up(actor, message, exception, "retries exhausted")
             return
         _, backoff = compute_backoff(failures, factor=option("min_backoff", self.min_backoff_ms),
@@ -224,6 +228,19 @@ def _integration_of(session: Session, journal_by: str | None, args: dict[str, An
     else:
         return None
     return row.integration_id if row is not None else None
+
+
+def _integration_retry_limit(actor: AnyActor, message: MessageProxy) -> int | None:
+    """The `retry_limit` of the job's integration (SPEC §2), None when it has none or cannot be read (then the
+    deployment's setting applies: a database hiccup must not turn a failure into an endless retry, nor a give-up)."""
+    try:
+        with Session(current().engine) as s:
+            integration_id = _integration_of(s, actor.options.get("journal_by"), _arguments(actor, message))
+            integration = s.get(Integration, integration_id) if integration_id is not None else None
+            return integration.retry_limit if integration is not None else None
+    except Exception as e:  # noqa: BLE001 - see above
+        log.warning("retry limit of the integration not read", job=actor.actor_name, error=describe(e))
+        return None
 
 
 def _duration(seconds: float) -> str:
