@@ -309,17 +309,26 @@ def _declined_in_outlook(rt: Runtime, integration: Integration, policy: Policy, 
     declined = sorted({a.email for a in event.attendees if a.response == "declined"} & set(d.room_emails))
     if not declined:
         return
-    message = (f"{', '.join(declined)} declined the event of loan {loan.number} in Outlook (booked there at "
-               f"{d.start:%Y-%m-%d %H:%M}–{d.end:%H:%M} UTC): the two calendars disagree")
+    # Best effort: the event is written and recorded already, so a retry of this job would not come back here.
+    state.save(rt.engine, integration.id, None,
+               room_declined_note(rt, integration, policy, loan.id, loan.number, declined, d.start, d.end),
+               ical_uid=ical_uid, loan_id=loan.id)
+
+
+def room_declined_note(rt: Runtime, integration: Integration, policy: Policy, loan_id: str, loan_number: str,
+                       declined: list[str], start: datetime, end: datetime) -> Note:
+    """The journal's conflict entry for rooms that declined a loan's event (issue 11.2), the loan marked first in the
+    booking system when `conflict_note` is set (best effort: a refused note is said in the entry). Also used when
+    the room's answer comes later than the write (`outlook_to_booking`)."""
+    message = (f"{', '.join(declined)} declined the event of loan {loan_number} in Outlook (booked there at "
+               f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC): the two calendars disagree")
     if policy.conflict_note:
-        # Best effort: the event is written and recorded already, so a retry of this job would not come back here.
         try:
-            rt.booking(integration).add_note(loan.id, LoanNote(kind="conflict", message=message))
+            rt.booking(integration).add_note(loan_id, LoanNote(kind="conflict", message=message))
             message += "; the loan is marked in the booking system"
         except BookingError as e:
             message += f"; the loan could not be marked in the booking system ({e.code})"
-    state.save(rt.engine, integration.id, None, Note(DIRECTION, "conflict", "conflict", message, "room_declined"),
-               ical_uid=ical_uid, loan_id=loan.id)
+    return Note(DIRECTION, "conflict", "conflict", message, "room_declined")
 
 
 def _find_copies(rt: Runtime, integration: Integration, ical_uid: str, emails: list[str]) -> tuple[RoomCopy, ...]:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from app.adapters.booking.client import BookingConflict
+from app.adapters.booking.client import BookingConflict, BookingError
 from app.core.actions import CancelLoan, CreateLoan, LoanAction, Nothing, Refusal, Refuse, UpdateLoan
 from app.core.conflict import resolve_conflict
 from app.core.contract import ACTIVE_STATUSES, Loan, LoanCreate, LoanItemRef, LoanPatch, Origin
@@ -39,6 +39,7 @@ from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room
 from app.sync import journal, state
+from app.sync.booking_to_outlook import room_declined_note
 from app.sync.integrations import policy_of
 from app.sync.rooms import active_rooms, hours_of
 from app.sync.runtime import Runtime
@@ -156,6 +157,8 @@ def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, roo
         # Never linked: the rules say why there is no loan (e.g. every room declined); no slot comes from here.
         outcome = evaluate(event, policy, (), datetime.now(UTC))
     else:
+        if _declined_later(rt, integration, policy, room, link):
+            return
         outcome = room_left(link, room.id, room.email, rooms, policy.block_minutes)
         if outcome is None:
             return  # not one of the loan's rooms (e.g. the bridge already took it off)
@@ -169,6 +172,36 @@ def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, roo
                                link.without_copy(room.id), leaving=room.id)
                 return
     _apply(rt, integration, rooms, link, ical_uid, outcome, None, None, leaving=room.id)
+
+
+def _declined_later(rt: Runtime, integration: Integration, policy: Policy, room: Room, link: LinkState) -> bool:
+    """Both sides disagree, said later (issue 11.2): Exchange's booking assistant answers some time after the bridge
+    wrote a loan's event, so a room's decline is often seen only when its copy goes (or shows `declined`) on a later
+    notification or reconciliation. When the event is the bridge's (the link was born in the booking system), the
+    organiser's copy still stands and shows this room `declined`, that is the same conflict as a decline in the
+    write's answer: the journal records it and, with `conflict_note`, the loan is marked; the loan itself is left
+    as the booking system has it. Said once: the room's copy leaves the link in the same save, so later news of it
+    find nothing. False when it is anything else (the organiser removed the room, or cancelled the meeting)."""
+    if link.origin != "booking" or link.live_loan is None or link.copy_of(room.id) is None:
+        return False
+    if not link.organizer_email or not link.organizer_event_id:
+        return False
+    graph = rt.graph(integration)
+    original = rt.graph_call(link.organizer_email, graph.get_event(link.organizer_email, link.organizer_event_id))
+    if original is None or original.is_cancelled or not any(
+            a.email == room.email and a.response == "declined" for a in original.attendees):
+        return False
+    loan_number, start, end = link.live_loan, original.start, original.end
+    try:
+        loan = rt.booking(integration).get_loan(link.live_loan)
+        loan_number, start, end = loan.number, loan.start, loan.end
+    except BookingError as e:
+        log.info("loan not read for the conflict entry", loan_id=link.live_loan, error=e.code)
+    note = room_declined_note(rt, integration, policy, link.live_loan, loan_number, [room.email],
+                              start or datetime.now(UTC), end or datetime.now(UTC))
+    state.save(rt.engine, integration.id, link.without_copy(room.id), note, ical_uid=link.ical_uid,
+               loan_id=link.live_loan)
+    return True
 
 
 def _other_live_copy(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: LinkState, room: Room,

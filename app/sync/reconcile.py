@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import col, select
+
 from app.adapters.graph.errors import GraphGone
+from app.core.link import Synced
 from app.platform.db import session_scope
 from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
-from app.platform.models import Integration, Room, utcnow
+from app.platform.models import EventCopy, Integration, Link, Room, utcnow
 from app.sync import booking_to_outlook, journal
 from app.sync.integrations import policy_of
 from app.sync.outlook_to_booking import copy_gone, handle_event, room_context, window
@@ -71,6 +74,20 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
             else:
                 handle_event(rt, integration, policy, room, found, found_at)
 
+    if link is None:
+        # A full sync lists what the window holds, not what left it: a copy the links know that it does not list is
+        # re-read (e.g. a room's booking assistant declined a loan's event after the bridge wrote it, issue 11.2,
+        # and the notification was lost).
+        seen = {e.id for e in changed} | set(removed)
+        for event_id in _known_copies(rt, room_id, start, end) - seen:
+            found_at = datetime.now(UTC)
+            found = rt.graph_call(room.mailbox_id, graph.get_event(room.mailbox_id, event_id))
+            with _unless_in_flight(room.email, event_id):
+                if found is None:
+                    copy_gone(rt, integration, room, event_id)
+                else:
+                    handle_event(rt, integration, policy, room, found, found_at)
+
     with session_scope(rt.engine) as s:
         row = s.get(Room, room_id)
         if row is not None:
@@ -79,6 +96,26 @@ def reconcile_room(rt: Runtime, room_id: str, full: bool = False, since: datetim
         if link is None:
             journal.record(s, integration.id, "reconcile", "reconcile", "ok",
                            f"{room.email}: full sync of the window, {len(changed)} events, {len(removed)} removed")
+
+
+def _known_copies(rt: Runtime, room_id: str, start: datetime, end: datetime) -> set[str]:
+    """The event ids of this room's copies of active links whose synced slot meets the window."""
+    with session_scope(rt.engine) as s:
+        rows = s.exec(select(EventCopy.event_id, Link.synced).join(Link, col(Link.id) == col(EventCopy.link_id))
+                      .where(col(EventCopy.room_id) == room_id, col(Link.state) == "active")).all()
+    found: set[str] = set()
+    for event_id, data in rows:
+        try:
+            synced = Synced.from_json(dict(data) if data else None)
+        except (TypeError, ValueError, KeyError):
+            synced = None
+        if synced is not None and _aware(synced.end) > start and _aware(synced.start) < end:
+            found.add(event_id)
+    return found
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @contextmanager

@@ -41,6 +41,13 @@ class Exchange:
         self.tenant = tenant
         # (attendee's e-mail, iCalUId, comment) of each decline with sendResponse: what the organisers were told.
         self.declines: list[tuple[str, str, str]] = []
+        # Real Exchange answers a room's meeting request some seconds after the write: with `defer_room_answers` a
+        # room that must decide (a new request, or new times) first holds a tentative copy, not answered
+        # (`responseStatus` none, showAs tentative; the organiser sees `none`), until `answer_rooms()` lets the
+        # booking assistants decide: accept (the copy becomes busy/accepted) or decline (the copy goes, the organiser
+        # sees `declined`).
+        self.defer_room_answers = False
+        self._unanswered: list[tuple[str, str, str]] = []  # (room mailbox id, organiser mailbox id, iCalUId)
 
     # Public methods return copies taken under the lock, so callers can render them while other threads write.
 
@@ -270,9 +277,17 @@ class Exchange:
             holds_slot = (
                 room_copy is not None
                 and not room_copy.is_cancelled
+                and room_copy.response == "accepted"
                 and (room_copy.start, room_copy.end, room_copy.recurrence)
                 == (meeting.start, meeting.end, meeting.recurrence)
             )
+            if not holds_slot and self.defer_room_answers:
+                attendee.response, attendee.response_time = "none", None
+                self._write_room_copy(room, calendar, room_copy, meeting, answered=False)
+                key = (room.id, meeting.owner_id, meeting.ical_uid)
+                if key not in self._unanswered:
+                    self._unanswered.append(key)
+                continue
             accepted = holds_slot or self._room_is_free(calendar, meeting)
             attendee.response, attendee.response_time = ("accepted" if accepted else "declined"), now
             if accepted:
@@ -286,6 +301,32 @@ class Exchange:
             room_copy = calendar.by_ical_uid(meeting.ical_uid)
             if room_copy is not None and not room_copy.is_cancelled:
                 self._cancel_copy(calendar, room_copy)
+
+    def answer_rooms(self) -> int:
+        """The booking assistants answer the requests `defer_room_answers` held back (see there): how many."""
+        with self.tenant.lock:
+            waiting, self._unanswered = self._unanswered, []
+            for room_id, owner_id, ical_uid in waiting:
+                calendar = self.tenant.calendars.get(owner_id)
+                meeting = calendar.by_ical_uid(ical_uid) if calendar is not None else None
+                room = self.tenant.directory.find(room_id)
+                if meeting is None or not meeting.is_organizer or meeting.is_cancelled or room is None:
+                    continue
+                room_calendar = self.tenant.calendar(room)
+                room_copy = room_calendar.by_ical_uid(ical_uid)
+                if room_copy is None or room_copy.is_cancelled:
+                    continue
+                accepted = self._room_is_free(room_calendar, meeting)
+                now = self.tenant.clock.now()
+                for attendee in meeting.attendees:
+                    if attendee.address.lower() == room.email.lower():
+                        attendee.response, attendee.response_time = ("accepted" if accepted else "declined"), now
+                self._store(calendar, meeting, "updated")
+                if accepted:
+                    self._write_room_copy(room, room_calendar, room_copy, meeting)
+                else:
+                    self._remove(room_calendar, room_copy)
+            return len(waiting)
 
     def _room_is_free(self, calendar: Calendar, meeting: Event) -> bool:
         """A single meeting: its slot is free. A series: every occurrence within SERIES_CHECK_WINDOW is free."""
@@ -341,7 +382,8 @@ class Exchange:
         if held is not None:
             self.tenant.publish(Change(master.owner_id, held.id, "deleted", held.etag))
 
-    def _write_room_copy(self, room: Mailbox, calendar: Calendar, room_copy: Event | None, meeting: Event) -> None:
+    def _write_room_copy(self, room: Mailbox, calendar: Calendar, room_copy: Event | None, meeting: Event,
+                         answered: bool = True) -> None:
         now = self.tenant.clock.now()
         change = "updated"
         was_single = room_copy is not None and not room_copy.is_master
@@ -369,8 +411,8 @@ class Exchange:
         room_copy.attendees = copying.deepcopy(meeting.attendees)  # a snapshot: other rooms' answers may go stale
         room_copy.location, room_copy.locations = dict(meeting.location), list(meeting.locations)
         room_copy.sensitivity, room_copy.is_all_day = meeting.sensitivity, meeting.is_all_day
-        room_copy.is_cancelled, room_copy.show_as = False, "busy"
-        room_copy.response, room_copy.response_time = "accepted", now
+        room_copy.is_cancelled, room_copy.show_as = False, "busy" if answered else "tentative"
+        room_copy.response, room_copy.response_time = ("accepted", now) if answered else ("none", None)
         # A series: the room's copy follows the organiser's pattern, cancellations and exceptions, except the
         # exceptions this room declined (deleted from its copy).
         room_copy.recurrence = meeting.recurrence

@@ -157,6 +157,57 @@ def test_conflict_note_marks_the_loan(world: World) -> None:
     assert_quiet(world)
 
 
+def _later_answer(world: World, taken: bool) -> str:
+    """A loan written to Outlook while the rooms' booking assistants have not answered yet (real Exchange answers
+    seconds after the write): the write's answer says nothing; the room decides afterwards."""
+    configure(world, conflict_note=True)
+    if taken:
+        _room_taken_in_outlook_only(world)
+    world.graph.exchange.defer_room_answers = True
+    loan_id = world.loan("alice", ["atlas"], at(10), at(11))
+    world.settle()
+    [event] = world.graph.events(email("alice"))
+    assert next(a.response for a in event.attendees if a.address.lower() == email("atlas")) == "none"
+    assert [e for e in world.journal() if e.status == "conflict"] == []
+    assert world.graph.exchange.answer_rooms() == 1
+    return loan_id
+
+
+def test_a_room_declining_a_loans_event_later_is_the_same_conflict(world: World) -> None:
+    loan_id = _later_answer(world, taken=True)
+    world.settle()  # the room copy's deletion is the news
+    [entry] = [e for e in world.journal() if e.status == "conflict"]
+    assert "atlas@contoso.com declined" in entry.message and entry.loan_id == loan_id
+    [note] = world.booking.store.notes(loan_id)
+    assert note.kind == "conflict" and "atlas@contoso.com declined" in note.message
+    [loan] = active_loans(world)  # the booking system keeps its loan as it is: said, not undone
+    assert loan.id == loan_id and rooms_of(loan) == ["atlas"]
+    world.reconcile()
+    world.settle()
+    assert len([e for e in world.journal() if e.status == "conflict"]) == 1  # once
+    assert len(world.booking.store.notes(loan_id)) == 1
+
+
+def test_a_later_decline_seen_only_by_reconciliation(world: World) -> None:
+    loan_id = _later_answer(world, taken=True)
+    world.graph.take_notifications()  # the notifications are lost
+    world.settle()
+    assert [e for e in world.journal() if e.status == "conflict"] == []
+    world.reconcile()
+    world.settle()
+    [entry] = [e for e in world.journal() if e.status == "conflict"]
+    assert entry.loan_id == loan_id and len(world.booking.store.notes(loan_id)) == 1
+
+
+def test_a_room_accepting_later_is_no_conflict(world: World) -> None:
+    loan_id = _later_answer(world, taken=False)
+    world.settle()
+    assert [e for e in world.journal() if e.status == "conflict"] == []
+    assert world.booking.store.notes(loan_id) == []
+    assert [loan.id for loan in active_loans(world)] == [loan_id]
+    assert_quiet(world)
+
+
 # --- 3. early return and no-show free the room ------------------------------------------------------------------------
 
 def _running_loan(world: World) -> tuple[str, datetime, datetime]:
