@@ -1,6 +1,7 @@
 """The admin's commands (issue 10.8): `roombridge status`, `roombridge journal --errors`, `roombridge backfill
 --integration ID --since DATE`. They read the same database as the service (same settings), print with rich, and
-`backfill` runs the backfill here, room by room, with a progress bar, ending with counts."""
+`backfill` first prints what it covers (meetings and loans from that date, app/sync/backfill.py; `--preview` stops
+there), then runs the backfill here, room by room, with a progress bar, ending with counts."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from app.platform.models import Integration, JournalEntry, Subscription
 from app.platform.settings import Settings
-from app.sync import connection, journal, reconcile
+from app.sync import backfill, connection, journal, reconcile
 from app.sync.rooms import active_rooms
 from app.sync.runtime import Runtime
 from app.web.worklist import stats_of
@@ -115,6 +116,14 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 console.print(f"[red]no enabled integration {args.integration}[/red]")
                 return 2
             rooms = active_rooms(s, integration.id)
+        # What it covers, before it starts (seed 000's counter): the same count as the status page's form shows.
+        with console.status("counting what this backfill covers…"):
+            covers = backfill.preview(rt, integration.id, since)
+        console.print(backfill.summary(covers))
+        for bad in covers["unreadable_rooms"]:
+            console.print(f"[yellow]unreadable[/yellow] {bad['room']}: {bad['reason']}")
+        if args.preview:
+            return 0
         failed: list[str] = []
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
@@ -156,4 +165,5 @@ def register(sub: Any, settings_of: Any) -> None:
     p = sub.add_parser("backfill", help="sync the meetings and loans that already exist, from a date")
     p.add_argument("--integration", required=True)
     p.add_argument("--since", required=True, help="YYYY-MM-DD")
+    p.add_argument("--preview", action="store_true", help="only count what it covers (meetings, loans), then stop")
     p.set_defaults(func=lambda a: cmd_backfill(a, settings_of()))

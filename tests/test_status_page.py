@@ -1,6 +1,7 @@
 """The status page (issue 10.7) driven in real headless Chromium (Debian's `chromium` + `chromedriver`, through
-Selenium): sign in, see the integration and its subscriptions, test the connection, see an error entry, retry it and
-see it go through. A screenshot of the page with the error is kept in docs/status-page.png.
+Selenium): sign in, see the integration and its subscriptions, test the connection, see what a backfill from a date
+covers before starting it, see an error entry, retry it and see it go through. A screenshot of the page with the
+error is kept in docs/status-page.png.
 
 Plus the page's guards without a browser: no session → sign-in, a wrong token → 401, a form without its CSRF token
 → 403 (nothing done).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,23 @@ def test_sign_in_see_the_integration_retry_an_error_and_see_it_succeed(live: Liv
         assert "all checks passed" in driver.find_element(By.ID, "flash").text
         assert "token" in driver.find_element(By.CLASS_NAME, "connection").text
 
+        # Backfill from a date: the page counts what it covers before the admin confirms.
+        live.sandbox.graph.create_meeting(ALICE["email"], "Comité", *slot(3, 9), rooms=[JUPITER])
+        since = f"{datetime.now(UTC) - timedelta(days=2):%Y-%m-%d}"
+        section = driver.find_element(By.ID, f"integration-{live.integration_id}")
+        form = section.find_element(By.CLASS_NAME, "backfill")
+        driver.execute_script("arguments[0].value = arguments[1]", form.find_element(By.NAME, "since"), since)
+        form.find_element(By.CLASS_NAME, "backfill-count").click()
+        wait_for("the backfill's count", lambda: driver.find_elements(By.ID, "backfill-meetings"))
+        assert driver.find_element(By.ID, "backfill-meetings").text == "1"
+        assert driver.find_element(By.ID, "backfill-events").text == "1"
+        assert driver.find_element(By.ID, "backfill-loans").text.isdigit()
+        assert f"From {since}: 1 meeting(s)" in driver.find_element(By.ID, "backfill-summary").text
+        assert live.count("reconcile_room") == 0  # counted, not started
+        driver.find_element(By.ID, "backfill-start").click()
+        flash = wait_for("the page after the confirmation", lambda: driver.find_elements(By.ID, "flash"))
+        assert f"Backfill from {since} queued for 2 room(s)" in flash[0].text
+
         deny(live, "Calendars.ReadWrite")
         loan = live.sandbox.booking.create_loan(ALICE, *slot(5, 9), places=[JUPITER])
         actors.process_loan.send(live.integration_id, loan.id)
@@ -117,6 +136,8 @@ def client(sqlite_url) -> Iterator[TestClient]:
 
 def test_the_page_needs_a_session_and_forms_their_csrf_token(client: TestClient) -> None:
     r = client.get("/status")
+    assert r.status_code == 303 and r.headers["location"] == "/status/sign-in"
+    r = client.get("/status/integrations/x/backfill?since=2026-01-01")  # the count needs a session too
     assert r.status_code == 303 and r.headers["location"] == "/status/sign-in"
     assert client.post("/status/sign-in", data={"token": "wrong"}).status_code == 401
     r = client.post("/status/sign-in", data={"token": ADMIN_TOKEN})

@@ -31,7 +31,7 @@ from app.web.app import create_app
 from app.workers import actors
 from app.workers.broker import start_worker
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.test_rooms_import import JUPITER, Live, live_fixture, stack_urls_fixture  # noqa: F401 - fixtures
+from tests.test_rooms_import import JUPITER, SATURNE, Live, live_fixture, stack_urls_fixture  # noqa: F401 - fixtures
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ALICE = {"email": "alice@contoso.com", "name": "Alice Martin"}
@@ -257,6 +257,50 @@ def test_connection_checks_the_default_store_and_skips_it_on_the_first_contract(
     assert len({found["detail"], unknown["detail"], old["detail"], refused["default_store"]["detail"]}) == 4
 
 
+# --- backfill preview ------------------------------------------------------------------------------------------
+
+
+def test_backfill_preview_counts_the_meetings_and_loans_a_date_covers(live: Live) -> None:
+    live.import_and_subscribe()
+    live.clear()
+    graph, booking = live.sandbox.graph, live.sandbox.booking
+    today = datetime.now(UTC).date()
+    graph.create_meeting(ALICE["email"], "Comité", *slot(2, 9), rooms=[JUPITER, SATURNE])  # 1 meeting, 2 events
+    graph.create_meeting(ALICE["email"], "Point", *slot(3, 10), rooms=[JUPITER])
+    graph.create_meeting(ALICE["email"], "Ancien", *slot(-10, 10), rooms=[JUPITER])  # before the date
+    booking.create_loan(ALICE, *slot(4, 9), places=[JUPITER])
+    booking.create_loan(ALICE, *slot(5, 9), places=[SATURNE])
+
+    since = (today - timedelta(days=3)).isoformat()
+    r = api(live, "GET", f"/api/integrations/{live.integration_id}/backfill/preview?since={since}")
+    assert r.status_code == 200, r.text
+    p = r.json()
+    assert (p["rooms"], p["events"], p["meetings"], p["meetings_linked"], p["loans"]) == (2, 3, 2, 0, 2), p
+    assert p["since"] == since and p["unreadable_rooms"] == [] and p["loans_error"] is None
+    assert f"From {since}: 2 meeting(s) (3 room event(s)" in p["summary"] and "2 loan(s)" in p["summary"]
+    older = api(live, "GET", f"/api/integrations/{live.integration_id}/backfill/preview?since="
+                f"{(today - timedelta(days=12)).isoformat()}").json()
+    assert (older["events"], older["meetings"]) == (4, 3)  # an earlier date covers the older meeting too
+    assert live.count("reconcile_room") == live.count("reconcile_loans") == 0  # a preview enqueues nothing
+
+    live.sandbox.booking.down()  # the booking system unreachable: meetings still counted, loans not
+    try:
+        p = api(live, "GET", f"/api/integrations/{live.integration_id}/backfill/preview?since={since}").json()
+    finally:
+        live.sandbox.booking.up()
+    assert p["meetings"] == 2 and p["loans"] is None and "Unavailable" in p["loans_error"]
+    assert "loans not counted" in p["summary"]
+
+    for bad in ("", "yesterday", "2026-02-30", "1999-12-31", "20260101"):
+        r = api(live, "GET", f"/api/integrations/{live.integration_id}/backfill/preview?since={bad}")
+        assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "since", bad
+    assert api(live, "GET", f"/api/integrations/{live.integration_id}/backfill/preview").status_code == 422
+    assert api(live, "GET", f"/api/integrations/nope/backfill/preview?since={since}").status_code == 404
+    patch(live, enabled=False)
+    r = api(live, "GET", f"/api/integrations/{live.integration_id}/backfill/preview?since={since}")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "disabled"
+
+
 # --- stats and the journal's filters -------------------------------------------------------------------------
 
 
@@ -424,8 +468,15 @@ def test_cli_status_journal_errors_and_backfill(live: Live, monkeypatch: pytest.
     loan = live.sandbox.booking.create_loan(ALICE, *slot(6, 11), places=[JUPITER])  # no hook: only a backfill finds it
 
     capsys.readouterr()
-    assert main(["backfill", "--integration", live.integration_id, "--since", f"{datetime.now(UTC):%Y-%m-%d}"]) == 0
+    today = f"{datetime.now(UTC):%Y-%m-%d}"
+    assert main(["backfill", "--integration", live.integration_id, "--since", today, "--preview"]) == 0
     out = capsys.readouterr().out
+    assert f"From {today}: 0 meeting(s)" in out and "in 2 room(s)" in out and "1 loan(s) changed" in out
+    assert "rooms" not in out.split("loan(s) changed")[1]  # --preview: nothing run
+    assert link_of(live, loan.id) is None
+    assert main(["backfill", "--integration", live.integration_id, "--since", today]) == 0
+    out = capsys.readouterr().out
+    assert out.index("1 loan(s) changed since then") < out.index("2/2 rooms")  # the count first, then the run
     assert "2/2 rooms" in out and "1 loans read" in out and "synced" in out
     link = link_of(live, loan.id)
     assert link is not None and link.organizer_event_id

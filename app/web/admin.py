@@ -26,6 +26,7 @@ from app.platform.crypto import new_token
 from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Link, Room, Subscription
+from app.sync import backfill as backfill_scope
 from app.sync import lifecycle
 from app.sync.integrations import IntegrationCreate, IntegrationFields, apply_fields, new_integration, public_view
 from app.sync.rooms import active_rooms
@@ -336,6 +337,40 @@ async def backfill(request: Request) -> Response:
     return JSONResponse({"status": "queued", "rooms": rooms, "since": data.since.isoformat()}, status_code=202)
 
 
+def since_param(raw: str | None) -> date:
+    """`?since=` of the backfill preview: an ISO date, 2000-01-01 to 2999-12-31."""
+    if raw is None:
+        raise ApiError(422, "invalid", "since is required (YYYY-MM-DD)",
+                       fields=[{"field": "since", "message": "required"}])
+    try:
+        day = date.fromisoformat(raw) if len(raw) == 10 else None
+    except ValueError:
+        day = None
+    if day is None or not (date(2000, 1, 1) <= day <= date(2999, 12, 31)):
+        raise ApiError(422, "invalid", "since must be a date YYYY-MM-DD (2000 to 2999)",
+                       fields=[{"field": "since", "message": "a date YYYY-MM-DD"}])
+    return day
+
+
+def backfill_preview_of(integration_id: str, day: date) -> dict[str, Any]:
+    """What a backfill from `day` covers (counted, nothing written); 404/409 as the backfill itself."""
+    rt = current()
+    with Session(rt.engine) as s:
+        integration = _get(s, integration_id)
+        if not integration.enabled:
+            raise ApiError(409, "disabled", "enable the integration first")
+    result = backfill_scope.preview(rt, integration_id, backfill_scope.since_of(day))
+    result["summary"] = backfill_scope.summary(result)
+    return result
+
+
+@admin
+async def backfill_preview(request: Request) -> Response:
+    """How many existing meetings (room events) and loans a backfill from `since` covers, before it starts."""
+    day = since_param(request.query_params.get("since"))
+    return JSONResponse(await run_in_threadpool(backfill_preview_of, request.path_params["id"], day))
+
+
 @admin
 async def integration_status(request: Request) -> Response:
     """Rooms (imported, polled), subscriptions (active, next expiry), last rooms import, the active scheduler."""
@@ -414,6 +449,7 @@ routes = [
     Route("/api/integrations/{id}/status", integration_status, methods=["GET"]),
     Route("/api/integrations/{id}/reconcile", reconcile, methods=["POST"]),
     Route("/api/integrations/{id}/backfill", backfill, methods=["POST"]),
+    Route("/api/integrations/{id}/backfill/preview", backfill_preview, methods=["GET"]),
     Route("/api/integrations/{id}/rooms", _listing(Room, col(Room.email).asc(), _plain), methods=["GET"]),
     Route("/api/integrations/{id}/subscriptions",
           _listing(Subscription, col(Subscription.created_at).asc(), lambda r: _plain(r, ("client_state_digest",)),

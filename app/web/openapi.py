@@ -157,6 +157,27 @@ class Stats(BaseModel):
     backlog: Backlog
 
 
+class UnreadableRoom(BaseModel):
+    room: str
+    reason: str
+
+
+class BackfillPreview(BaseModel):
+    """What a backfill from `since` covers, counted before it starts (nothing is written)."""
+
+    since: str
+    from_: str = Field(alias="from")
+    to: str
+    rooms: int
+    events: int = Field(description="events in the rooms' calendars over [from, to) (a meeting in 2 rooms: 2)")
+    meetings: int = Field(description="distinct meetings (iCalUIds) among them")
+    meetings_linked: int = Field(description="of those, meetings already linked to a loan")
+    loans: int | None = Field(description="loans changed since `since` (None: the booking system did not answer)")
+    loans_error: str | None
+    unreadable_rooms: list[UnreadableRoom]
+    summary: str
+
+
 class ConnectionCheck(BaseModel):
     name: str
     status: Literal["ok", "failed", "skipped"]
@@ -178,6 +199,7 @@ class Query:
     name: str
     schema: dict[str, Any]
     description: str = ""
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,6 +242,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                                      errors=(409,), path_id=_INTEGRATION),
     ("POST", "/api/integrations/{id}/backfill"): Op("Sync what exists from a date", 202, Queued, BackfillRequest,
                                                     errors=(400, 409, 413, 422), path_id=_INTEGRATION),
+    ("GET", "/api/integrations/{id}/backfill/preview"): Op(
+        "How many existing meetings and loans a backfill from `since` covers, before it starts", 200,
+        BackfillPreview,
+        query=(Query("since", {"type": "string", "format": "date", "pattern": r"^2[0-9]{3}-[0-9]{2}-[0-9]{2}$"},
+                     "the date the backfill would start from (YYYY-MM-DD, 2000 to 2999)", required=True),),
+        errors=(409, 422), path_id=_INTEGRATION,
+        description="Reads each active room's calendarView from `since` to the horizon and the loans changed since "
+                    "`since`; writes nothing."),
     ("GET", "/api/integrations/{id}/rooms"): Op("Imported rooms", 200, Rows, query=(LIMIT,), errors=(422,),
                                                 path_id=_INTEGRATION),
     ("GET", "/api/integrations/{id}/subscriptions"): Op(
@@ -262,7 +292,7 @@ _ERROR_TEXT = {400: "Malformed JSON", 401: "Missing or wrong bearer token", 404:
 
 def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
     models: list[type[BaseModel]] = [Error, Deleted, IntegrationCreated, IntegrationList, HookSecret, Queued,
-                                     IntegrationStatus, Rows, JournalPage, Stats, ConnectionResult]
+                                     IntegrationStatus, Rows, JournalPage, Stats, ConnectionResult, BackfillPreview]
     inputs: list[type[BaseModel]] = [IntegrationCreate, IntegrationFields, BackfillRequest, ConnectionTestRequest]
     pairs = [(m, "serialization") for m in models] + [(m, "validation") for m in inputs]
     keys, top = models_json_schema(pairs, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
@@ -301,7 +331,7 @@ def document() -> dict[str, Any]:
                                      "responses": responses}
         if op.description:
             operation["description"] = op.description
-        parameters = [{"name": q.name, "in": "query", "required": False, "schema": q.schema,
+        parameters = [{"name": q.name, "in": "query", "required": q.required, "schema": q.schema,
                        **({"description": q.description} if q.description else {})} for q in op.query]
         if op.path_id:
             parameters.insert(0, {"name": "id", "in": "path", "required": True, "description": f"the {op.path_id}",

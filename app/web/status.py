@@ -3,7 +3,9 @@
 Sign-in takes the admin token once and sets a signed session cookie (HMAC-SHA256 under a key derived from
 SECRET_KEY; HttpOnly, SameSite=Strict, Secure when PUBLIC_BASE_URL is https; valid 12 h). Every form posts a CSRF
 token (an HMAC of the session cookie) besides the SameSite cookie; a missing or wrong one is a 403. Buttons run the
-same code as the admin API: retry, mark handled, sync rooms, test connection, backfill.
+same code as the admin API: retry, mark handled, sync rooms, test connection, backfill. *Backfill from a date* is
+two steps: the date's form (a GET) shows what it covers — meetings, room events and loans, counted — and only the
+confirmation on that page (a CSRF-checked POST) starts it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from app.sync import connection
 from app.sync.rooms import active_rooms
 from app.sync.runtime import current
 from app.web import worklist
-from app.web.admin import _enqueue_import, _enqueue_reconcile, failed_authentications
+from app.web.admin import (
+    _enqueue_import,
+    _enqueue_reconcile,
+    backfill_preview_of,
+    failed_authentications,
+    since_param,
+)
 from app.web.common import ApiError, answer_outages, read_body, safe_id
 
 COOKIE = "roombridge_session"
@@ -246,6 +254,27 @@ async def test_connection(request: Request) -> Response:
 
 
 @answer_outages(unexpected_as_503=False)
+async def backfill_preview(request: Request) -> Response:
+    """Step 1 of *Backfill from a date*: what that date covers (meetings, room events, loans), counted before the
+    admin confirms; the confirmation posts to `backfill` (step 2). A GET: it counts, it changes nothing."""
+    session = _session(request)
+    if session is None:
+        return RedirectResponse("/status/sign-in", status_code=303)
+    integration_id = _integration_id(request)
+    day = since_param(request.query_params.get("since"))
+
+    def work() -> tuple[str, dict[str, Any]]:
+        with Session(current().engine) as s:
+            integration = s.get(Integration, integration_id)
+            name = integration.name if integration is not None else integration_id
+        return name, backfill_preview_of(integration_id, day)
+
+    name, preview = await run_in_threadpool(work)
+    return _page("backfill.html", title="backfill", csrf=_csrf(session), integration_id=integration_id,
+                 integration_name=name, preview=preview)
+
+
+@answer_outages(unexpected_as_503=False)
 async def backfill(request: Request) -> Response:
     form = await _checked_form(request)
     integration_id = _integration_id(request)
@@ -266,5 +295,6 @@ routes = [
     Route("/status/journal/{id}/mark-handled", mark_handled, methods=["POST"]),
     Route("/status/integrations/{id}/sync-rooms", sync_rooms, methods=["POST"]),
     Route("/status/integrations/{id}/test-connection", test_connection, methods=["POST"]),
+    Route("/status/integrations/{id}/backfill", backfill_preview, methods=["GET"]),
     Route("/status/integrations/{id}/backfill", backfill, methods=["POST"]),
 ]
