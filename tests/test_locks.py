@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
 import redis
@@ -106,6 +107,22 @@ def test_a_busy_lock_times_out(client: redis.Redis, prefix: str) -> None:
             with second.hold("meeting-5"):
                 pass
         assert not isinstance(e.value, LockLost)
+
+
+@pytest.mark.redis
+def test_one_thread_renews_every_held_lock(client: redis.Redis, prefix: str) -> None:
+    locks = RedisLocks(client, prefix, ttl_s=0.6, wait_s=1)
+    before = set(threading.enumerate())  # other tests' renewers may still be ending
+    with ExitStack() as stack:
+        helds = [stack.enter_context(locks.hold(f"meeting-many-{i}")) for i in range(5)]
+        renewers = [t for t in set(threading.enumerate()) - before if t.name.startswith("lock-renew")]
+        assert len(renewers) == 1, [t.name for t in renewers]
+        time.sleep(1.5)  # well past the TTL: each was renewed by that one thread
+        for i, held in enumerate(helds):
+            held.check()
+            assert client.exists(prefix + f"meeting-many-{i}")
+    assert not any(client.exists(prefix + f"meeting-many-{i}") for i in range(5))
+    wait_for(lambda: not renewers[0].is_alive(), 10, "the renewer to end once nothing is held")
 
 
 # --- in-process (embedded mode) -------------------------------------------------------------------------------------
