@@ -57,6 +57,12 @@ def noop_round(n: int, threads: int, processes: int, workdir: Path) -> float:
         client.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Profiler:
     """`--profile DIR`: py-spy (pip-installed into the venv) samples the bridge's processes and this one (the
     simulators) during each RoomBridge round, as collapsed stacks `DIR/<round>-<name>.txt`: `cpu`, the samples of
@@ -142,6 +148,7 @@ def main(argv: list[str]) -> int:
                     pids = {"bench": os.getpid(), "serve": bridge.processes[0].pid}
                     pids.update({f"worker{i}": p.pid for i, p in enumerate(bridge.processes[1:], 1)})
                     profiler.start(f"round{rnd + 1}", pids)
+                    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     t0 = time.monotonic()
                     for m in meetings:
                         start = datetime.fromisoformat(m["start"]["dateTime"][:19]).replace(tzinfo=ZoneInfo("UTC"))
@@ -150,10 +157,12 @@ def main(argv: list[str]) -> int:
                                               end=start + timedelta(minutes=30))
                     wait_for(moved, 600, "every loan to move", interval=0.05)
                     bridge_rates.append(args.meetings / (time.monotonic() - t0))
+                    cpu = {name: (cpu_seconds(pid) - cpu0[name]) * 1000 / args.meetings for name, pid in pids.items()}
                     profiler.stop()
                     print(f"  round {rnd + 1}: no-op {noop_rates[-1]:,.0f} msg/s, RoomBridge"
-                          f" {bridge_rates[-1]:,.1f} changes/s (ratio {bridge_rates[-1] / noop_rates[-1]:.3f})",
-                          flush=True)
+                          f" {bridge_rates[-1]:,.1f} changes/s (ratio {bridge_rates[-1] / noop_rates[-1]:.3f});"
+                          " CPU ms per change: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+                          + f" (load {os.getloadavg()[0]:.1f})", flush=True)
                     sb.settle(1.0, timeout=300)
     finally:
         drop()
