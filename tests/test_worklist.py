@@ -257,6 +257,49 @@ def test_connection_checks_the_default_store_and_skips_it_on_the_first_contract(
     assert len({found["detail"], unknown["detail"], old["detail"], refused["default_store"]["detail"]}) == 4
 
 
+# --- the meeting's subject in the journal ------------------------------------------------------------------------
+
+
+def _entries_of(live: Live, ical_uid: str) -> list[JournalEntry]:
+    with Session(live.rt.engine) as s:
+        return list(s.exec(select(JournalEntry).where(JournalEntry.ical_uid == ical_uid)).all())
+
+
+def _sync_meeting(live: Live, subject: str, days: int, **kw: Any) -> str:
+    """A meeting made in Outlook, its notification's job run here; returns its iCalUId."""
+    meeting = live.sandbox.graph.create_meeting(ALICE["email"], subject, *slot(days, 10), rooms=[JUPITER], **kw)
+    wait_for("its notification", lambda: live.count("process_room_event") >= 1)
+    live.run("process_room_event")
+    assert _entries_of(live, meeting["iCalUId"]), "the change was journaled"
+    return str(meeting["iCalUId"])
+
+
+def test_the_journal_keeps_the_organisers_subject_only_when_the_integration_allows_it(live: Live) -> None:
+    live.import_and_subscribe()
+    live.clear()
+    view = api(live, "GET", f"/api/integrations/{live.integration_id}").json()
+    assert view["journal_subjects"] is False  # off by default: a subject is personal data
+    hidden = _sync_meeting(live, "Budget 2027", 2)
+    assert [e.subject for e in _entries_of(live, hidden)] == [None]
+
+    patch(live, journal_subjects=True)
+    shown = _sync_meeting(live, "Comité de direction", 3)
+    entries = _entries_of(live, shown)
+    # The organiser's words, not the room copy's subject (Exchange puts the organiser's name there).
+    assert {e.subject for e in entries} == {"Comité de direction"} and entries[0].status == "ok"
+    listed = api(live, "GET", f"/api/integrations/{live.integration_id}/journal?direction=outlook_to_booking").json()
+    by_uid = {e["ical_uid"]: e for e in listed["items"]}
+    assert by_uid[shown]["subject"] == "Comité de direction" and by_uid[hidden]["subject"] is None
+    private = _sync_meeting(live, "Entretien annuel", 4, sensitivity="private")
+    assert [e.subject for e in _entries_of(live, private)] == [None]  # a private meeting's subject is never kept
+
+    r = api(live, "PATCH", f"/api/integrations/{live.integration_id}", json={"journal_subjects": False})
+    assert r.status_code == 200 and r.json()["subjects_cleared"] == len(entries)
+    assert {e.subject for e in _entries_of(live, shown)} == {None}  # turned off: what was kept is forgotten
+    r = api(live, "PATCH", f"/api/integrations/{live.integration_id}", json={"journal_subjects": "yes"})
+    assert r.status_code == 422
+
+
 # --- backfill preview ------------------------------------------------------------------------------------------
 
 

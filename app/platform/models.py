@@ -71,6 +71,9 @@ class Integration(SQLModel, table=True):
     alert_secret_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # Automatic retries of a failing change before it waits for an admin (SPEC §2); None: the setting RETRY_LIMIT.
     retry_limit: int | None = None
+    # Issue 10.2 (migration 0010): the journal keeps each meeting's subject as its organiser wrote it (off: personal
+    # data; on costs one Graph read of the organiser's copy per change, unless exclude_subjects already reads it).
+    journal_subjects: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     rooms_synced_at: datetime | None = None
     loans_synced_at: datetime | None = None  # booking-side reconciliation: loans changed since then are re-read
     created_at: datetime = Field(default_factory=utcnow)
@@ -183,6 +186,7 @@ class JournalEntry(SQLModel, table=True):
     attempts: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     last_at: datetime | None = None
     handled_at: datetime | None = None
+    subject: str | None = Field(default=None, max_length=255)  # migration 0010: when the integration allows it
 
 
 class SeenDelivery(SQLModel, table=True):

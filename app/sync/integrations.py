@@ -84,6 +84,8 @@ class IntegrationFields(BaseModel):
     alert_secret: SecretStr | None = None
     # Automatic retries of a failing change before it waits for an admin (SPEC §2); null: the deployment's setting.
     retry_limit: int | None = Field(None, ge=0, le=100)
+    # The meeting's subject, as its organiser wrote it, in the journal (issue 10.2); off by default (personal data).
+    journal_subjects: bool | None = None
 
     @field_validator("tenant_id", "client_id")
     @classmethod
@@ -198,7 +200,8 @@ PUBLIC_FIELDS = ("id", "name", "enabled", "tenant_domain", "extra_domains", "ten
                  "booking_base_url", "default_store_id", "default_user_email", "ignore_tags", "block_minutes",
                  "horizon_days", "direction", "private_events", "exclude_subjects", "show_pending_as_tentative",
                  "refusal_feedback", "conflict_note", "subject_mode", "subject_label", "show_as", "event_sensitivity",
-                 "all_day", "buildings", "room_lists", "alert_url", "retry_limit", "created_at", "updated_at")
+                 "all_day", "buildings", "room_lists", "alert_url", "retry_limit", "journal_subjects", "created_at",
+                 "updated_at")
 
 
 def public_view(integration: Integration) -> dict[str, Any]:

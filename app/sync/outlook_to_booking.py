@@ -38,7 +38,7 @@ from app.platform.db import session_scope
 from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room
-from app.sync import journal, state
+from app.sync import journal, state, subjects
 from app.sync.booking_to_outlook import room_declined_note
 from app.sync.integrations import policy_of
 from app.sync.rooms import active_rooms, hours_of
@@ -133,6 +133,7 @@ def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: 
                        hours_of(room.attributes))
     outcome, busy = _check_availability(rt, integration, outcome, rooms, link)
     _apply(rt, integration, rooms, link, event.ical_uid, outcome, copy, event.last_modified, leaving, busy)
+    subjects.note(rt, integration, policy, event)  # the organiser's subject in the journal, if allowed (issue 10.2)
 
 
 def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:

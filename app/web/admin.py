@@ -27,7 +27,7 @@ from app.platform.db import session_scope
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Link, Room, Subscription
 from app.sync import backfill as backfill_scope
-from app.sync import lifecycle
+from app.sync import lifecycle, subjects
 from app.sync.integrations import IntegrationCreate, IntegrationFields, apply_fields, new_integration, public_view
 from app.sync.rooms import active_rooms
 from app.sync.runtime import current
@@ -240,6 +240,8 @@ async def patch_integration(request: Request) -> Response:
                 _undo_patch(integration.id, before, integration.updated_at)
                 raise
         view = public_view(integration)
+        if "journal_subjects" in changed and not integration.journal_subjects and before["journal_subjects"]:
+            view["subjects_cleared"] = subjects.clear(rt, integration.id)  # off: the kept subjects are forgotten
         if "enabled" in changed and not integration.enabled and before["enabled"]:
             # Disabled: the flows stop at once (they check `enabled`); its Graph subscriptions are deleted now.
             view["disabled"] = lifecycle.drop_all_subscriptions(rt, integration, "integration disabled")

@@ -129,6 +129,8 @@ class JournalEntryView(_Open):
     attempts: int
     handled_at: str | None
     request_id: str | None
+    subject: str | None = Field(description="the meeting's subject as its organiser wrote it, kept only when the "
+                                "integration's journal_subjects is on (never for a private meeting)")
 
 
 class JournalPage(BaseModel):
