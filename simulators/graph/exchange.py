@@ -325,6 +325,9 @@ class Exchange:
                 if accepted:
                     self._write_room_copy(room, room_calendar, room_copy, meeting)
                 else:
+                    # The item is answered (declined: a change of its own), then removed from the room's calendar.
+                    room_copy.response, room_copy.response_time = "declined", now
+                    self._store(room_calendar, room_copy, "updated")
                     self._remove(room_calendar, room_copy)
             return len(waiting)
 

@@ -1,7 +1,9 @@
 """Issue 11 end to end: real `roombridge` processes (PostgreSQL + Redis, two workers) against the simulators over
-HTTP. Refusals declined with the reason (1), a room declining a loan's event marked as a conflict (2), early return
-and no-show (3), all-day meetings (5), sites by building (7), signed failure alerts, once per problem (8). The
-details of each behaviour are in tests/flows/test_outlook_tells_the_truth.py; here the same paths run for real."""
+HTTP. Refusals declined with the reason (1), a room declining a loan's event marked as a conflict, in the write's
+answer or later (2), early return and no-show (3), all-day meetings within the room's working hours (5), sites by
+building and by room list (7), signed failure alerts, once per problem, a client secret expiring within 30 days
+among them (8). The details of each behaviour are in tests/flows/test_outlook_tells_the_truth.py; here the same
+paths run for real."""
 
 from __future__ import annotations
 
@@ -98,6 +100,35 @@ def test_a_room_declining_a_loans_event_is_a_conflict_and_marks_the_loan(shared,
         # The note is sent before the journal entry is written (same job): wait for the entry, don't race it.
         wait_for(lambda: any(e["status"] == "conflict" and SATURNE in e["message"]
                              for e in journal(shared, integration)), WAIT, "the conflict in the journal")
+
+
+def test_a_room_declining_a_loans_event_after_the_write_is_the_same_conflict(shared, graph_host: GraphHost) -> None:
+    with Sandbox.start(host=graph_host) as sandbox, integration_on(
+            shared, sandbox, conflict_note=True, exclude_subjects=["Outlook only*"]) as integration:
+        sandbox.graph.create_meeting("bob@contoso.com", "Outlook only: interview", day(14), day(15),
+                                     rooms=[SATURNE], time_zone="Romance Standard Time")
+        sandbox.settle()
+        exchange = sandbox.graph.backend.exchange
+        exchange.defer_room_answers = True  # the booking assistants answer after the write, as Exchange does
+        loan = sandbox.booking.create_loan({"email": "alice@contoso.com", "name": "Alice Martin"},
+                                           day(14), day(15), places=[SATURNE])
+        wait_for(lambda: any(e["action"] == "create" and e["loan_id"] == loan.id and e["status"] == "ok"
+                             for e in journal(shared, integration)), WAIT, "the loan's event written")
+        sandbox.settle()
+        assert response_of(organiser_event(sandbox, "alice@contoso.com"), SATURNE) == "none"
+        assert sandbox.booking.notes(loan.id) == []
+        assert exchange.answer_rooms() == 1  # Saturne is taken in Outlook: it declines now
+        try:
+            wait_for(lambda: sandbox.booking.notes(loan.id), WAIT, "the conflict note on the loan")
+        except AssertionError:
+            raise AssertionError(f"no conflict note; journal: {journal(shared, integration)}") from None
+        [note] = sandbox.booking.notes(loan.id)
+        assert note.kind == "conflict" and SATURNE in note.message
+        wait_for(lambda: any(e["status"] == "conflict" and SATURNE in e["message"]
+                             for e in journal(shared, integration)), WAIT, "the conflict in the journal")
+        sandbox.settle()
+        assert len(sandbox.booking.notes(loan.id)) == 1
+        assert sandbox.booking.loans[loan.id].status not in ("cancelled", "refused")  # said, not undone
 
 
 # --- 3 ---------------------------------------------------------------------------------------------------------------
