@@ -153,3 +153,26 @@ def test_the_page_needs_a_session_and_forms_their_csrf_token(client: TestClient)
     assert client.get("/status").status_code == 303
     client.cookies.set("roombridge_session", "1.forged", path="/status")
     assert client.get("/status").status_code == 303
+
+
+def test_error_entries_show_the_meetings_subject_when_kept(client: TestClient) -> None:
+    from sqlmodel import Session
+
+    from app.platform.models import JournalEntry
+    from app.sync.runtime import current
+    from tests.helpers import seed_subscription
+
+    integration, _, _ = seed_subscription(current().engine)
+    with Session(current().engine) as s:
+        s.add(JournalEntry(integration_id=integration.id, direction="outlook_to_booking", action="fail",
+                           status="error", message="BookingUnavailable", ical_uid="uid-1", subject="Comité <b>x</b>"))
+        s.add(JournalEntry(integration_id=integration.id, direction="outlook_to_booking", action="fail",
+                           status="error", message="BookingUnavailable", ical_uid="uid-2"))
+        s.commit()
+    assert client.post("/status/sign-in", data={"token": ADMIN_TOKEN}).status_code == 303
+    page = client.get("/status").text
+    assert '<b class="subject">Comité &lt;b&gt;x&lt;/b&gt;</b>' in page  # shown, escaped
+    assert page.count('class="subject"') == 1  # the entry without a kept subject shows none
+    # The backfill's count page: a bad date is a 422, never a 500.
+    r = client.get(f"/status/integrations/{integration.id}/backfill?since=nope")
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "since"
