@@ -142,3 +142,55 @@ def test_no_url_or_no_secret_sends_nothing(setup, receiver: Receiver) -> None:  
         integration.alert_secret_enc = None
     assert not alerts.job_gave_up(engine, box, iid, "process_loan", "x")
     assert receiver.received == []
+
+
+# --- the secret's end date, as Graph reports it (app/adapters/graph/places.py) ----------------------------------------
+
+class _Graph:
+    """A stand-in for the gateway's plain-JSON reads."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.paths: list[str] = []
+
+    async def get_json(self, what: str, path: str) -> object:
+        self.paths.append(path)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def paged_json(self, what: str, path: str) -> object:
+        raise AssertionError("not used")
+
+
+def _end(answer: object, secret: str = "abcSECRET") -> object:
+    import asyncio
+
+    from app.adapters.graph.places import secret_end
+
+    graph = _Graph(answer)
+    found = asyncio.run(secret_end(graph, "11111111-2222-3333-4444-555555555555", secret))
+    assert graph.paths == ["/applications(appId='11111111-2222-3333-4444-555555555555')?$select=passwordCredentials"]
+    return found
+
+
+def test_the_secret_in_use_is_recognised_by_its_hint() -> None:
+    from datetime import UTC, datetime
+
+    creds = {"passwordCredentials": [
+        {"hint": "xyz", "endDateTime": "2031-01-01T00:00:00Z"},
+        {"hint": "abc", "endDateTime": "2027-01-10T12:00:00Z"},
+        {"hint": "abc", "endDateTime": None}]}
+    assert _end(creds) == datetime(2027, 1, 10, 12, tzinfo=UTC)
+    # No hint matches (or none given): the secret that ends last.
+    assert _end(creds, secret="zzzSECRET") == datetime(2031, 1, 1, tzinfo=UTC)
+    assert _end({"passwordCredentials": []}) is None and _end({}) is None
+
+
+def test_a_secret_graph_does_not_report_is_no_error() -> None:
+    from app.adapters.graph.errors import GraphAuthError, GraphNotFound
+
+    assert _end(GraphAuthError("read application: 403 Authorization_RequestDenied", 403)) is None
+    assert _end(GraphNotFound("read application: 404", 404)) is None
+    with pytest.raises(GraphAuthError):  # the credentials themselves refused: said by the import's own failure
+        _end(GraphAuthError("read application: 401", 401))

@@ -265,3 +265,12 @@ def test_sites() -> None:
     limited = replace(POLICY, buildings=("Lyon HQ", "Paris"))
     assert limited.in_site("lyon hq") and limited.in_site(" Paris ")
     assert not limited.in_site("Nantes") and not limited.in_site(None)
+
+
+def test_room_lists_setting() -> None:
+    fields = IntegrationFields(room_lists=[" lyon-rooms@contoso.com", "Paris", "LYON-ROOMS@contoso.com"])
+    assert fields.room_lists == ["lyon-rooms@contoso.com", "Paris"]  # trimmed, each list once
+    assert IntegrationFields(room_lists=[]).room_lists == []  # no limit
+    for bad in (["ok", ""], "paris", [["nested"]], ["x" * 321]):
+        with pytest.raises(ValidationError):
+            IntegrationFields(room_lists=bad)
