@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
+
+from app.platform import aredis
 
 DEFAULT_WINDOW_MS = 500
 # A mark outlives the window in case the queue is backed up; if it expires first, the cost is one extra read.
@@ -42,6 +45,7 @@ if tag and tag ~= '' then redis.call('SET', KEYS[2], tag, 'PX', ARGV[1]) end
 redis.call('DEL', KEYS[1])
 return 1
 """
+_CLAIM_SCRIPT = aredis.Script.of(_CLAIM)
 
 
 def key(room_id: str, event_id: str) -> str:
@@ -83,6 +87,38 @@ class HintGate:
             if len(self._pending) > 10_000:
                 self._pending = {k: v for k, v in self._pending.items() if v[0] > now}
             return True
+
+    async def claim_async(self, client: aredis.Client, claims: Sequence[tuple[str, str]]) -> list[bool]:
+        """`claim` for each (key, tag), from an event loop: on Redis, one round trip for all of them. If it fails,
+        the marks it may have set are dropped (best effort: at worst a later hint gets a job of its own) and the error
+        raised, so that nothing is swallowed by a mark without a job."""
+        if self.window_ms == 0 or self._redis is None:
+            return [self.claim(k, t) for k, t in claims]  # no I/O: coalescing off, or marks in memory
+        calls = [aredis.Call(_CLAIM_SCRIPT, [self._prefix + k, self._prefix + "seen:" + k], [t, PENDING_TTL_MS])
+                 for k, t in claims]
+        try:
+            replies = await client.run(calls)
+        except Exception:
+            await self.forget_async(client, [k for k, _ in claims])
+            raise
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed:
+            await self.forget_async(client, [k for (k, _), r in zip(claims, replies, strict=True) if r == 1])
+            raise failed[0]
+        return [r == 1 for r in replies]
+
+    async def forget_async(self, client: aredis.Client, keys: Sequence[str]) -> None:
+        """`forget` for each key, from an event loop; best effort (errors are swallowed: this runs on a failure)."""
+        if not keys:
+            return
+        if self._redis is None:
+            for k in keys:
+                self.forget(k)
+            return
+        try:
+            await client.command("DEL", *(self._prefix + k for k in keys))
+        except Exception:  # noqa: BLE001, S110 - Redis is failing already; the mark expires (PENDING_TTL_MS)
+            pass
 
     def release(self, key: str) -> None:
         """The job for `key` starts (before it reads): hints from now on need a job unless they repeat the tag."""

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from dramatiq.brokers.redis import RedisBroker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -14,11 +15,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.platform import aredis
 from app.platform.logging import get_logger
 from app.platform.settings import Settings
 from app.sync import runtime as runtime_mod
 from app.sync.runtime import Runtime
 from app.web import admin, hooks, intake, openapi, ops, status, worklist
+from app.web.async_queue import AsyncQueue
 from app.web.common import RequestIdMiddleware, error_response, handle_http_exception
 from app.workers import broker as broker_mod
 from app.workers.broker import bind, make_broker, start_worker
@@ -89,6 +92,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
         broker = bind(make_broker(settings))
         worker = start_worker(broker, settings.worker_threads) if embedded_worker else None
         app.state.broker = broker
+        # The intake's hint claims and enqueues run on the event loop: one asyncio Redis client (pool) per process.
+        aclient = None
+        app.state.async_queue = None
+        if isinstance(broker, RedisBroker) and settings.redis_url:
+            aclient = aredis.Client(settings.redis_url)
+            app.state.async_queue = AsyncQueue(broker, aclient)
         # Embedded mode schedules its own periodic jobs, under the same lease as `roombridge scheduler`.
         scheduler = Scheduler(rt).start() if worker is not None and settings.embedded_queue else None
         if worker is not None and settings.embedded_queue:
@@ -111,6 +120,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
             if worker is not None:
                 worker.stop()
             broker.close()
+            if aclient is not None:
+                await aclient.aclose()
             if runtime is None:
                 rt.close()
             runtime_mod.install(None)

@@ -2,8 +2,12 @@
 
 Graph drops notifications for endpoints that are often slower than 3 s, so this path is short: the subscriptions
 named in the POST come from a per-process cache of active subscriptions (an indexed read on a miss), and each accepted
-item is one coalesced enqueue. In embedded mode a request served from the cache never leaves the event loop (the
-in-process queue is memory); with Redis, the enqueues (and any cache miss) take one hop to the thread pool.
+item is one coalesced enqueue. A request served from the cache never leaves the event loop: in embedded mode the
+in-process queue is memory; with Redis the hint claims, then the jobs of the claimed hints, go to Redis from the loop
+(`app/platform/aredis.py`: one pipelined connection per process, the commands of concurrent requests in one write;
+`app/web/async_queue.py`: dramatiq's enqueue) — a duplicate costs one shared round trip, a first hint two. Only a
+cache miss takes a thread-pool hop (the database read). The 202 is sent once every job is stored; Redis unreachable,
+lost or silent (`aredis.SOCKET_TIMEOUT_S`) → 503, and a hint claimed whose job was not stored is forgotten.
 
 The cache holds only subscriptions found active with their integration enabled, each for `CACHE_TTL_S`: a
 subscription deleted, expired, disabled or re-keyed (clientState) elsewhere stops being accepted within that bound in
@@ -12,6 +16,7 @@ every process. Unknown ids are never cached, so a subscription just created is a
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -24,11 +29,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from app.core.notifications import ChangeNotification, MalformedPayload, parse_batch
+from app.platform import hints as hints_mod
 from app.platform.crypto import same_digest
 from app.platform.logging import get_logger
 from app.platform.metrics import NOTIFICATIONS
 from app.platform.models import Integration, Subscription
 from app.sync.runtime import Runtime, current
+from app.web.async_queue import AsyncQueue, Job
 from app.web.common import ApiError, answer_outages, read_body, safe_id, unavailable
 from app.workers import actors
 
@@ -221,10 +228,19 @@ async def _intake(request: Request, kind: str) -> Response:
     rt = current()
     checked = [i for i in items if well_formed(i, kind)]
     known, missing = _cached_lookup(rt, checked)
+    queue: AsyncQueue | None = getattr(request.app.state, "async_queue", None) if rt.redis is not None else None
     # Embedded: the queue is memory, so a request the cache answers runs whole on the loop (no thread-pool hop).
-    # With Redis: one hop for the enqueues and any database read; the rejected-only batch needs no enqueue.
+    # With Redis: the hint claims and enqueues run on the loop too (redis.asyncio, one round trip each); only a
+    # cache miss takes a hop (the database read).
     try:
-        if missing:
+        if queue is not None:
+            if missing:
+                known = {**known, **await run_in_threadpool(_read_missing, rt, missing)}
+            accepted = _accept(checked, known)
+            if accepted:
+                # Shielded: a cancelled request must not leave a claimed hint without its job.
+                await asyncio.shield(_enqueue_async(queue, rt, kind, accepted))
+        elif missing:
             accepted = await run_in_threadpool(_lookup_and_enqueue, rt, kind, checked, known, missing)
         elif rt.redis is None:
             accepted = _lookup_and_enqueue(rt, kind, checked, known, missing)
@@ -260,6 +276,43 @@ def _enqueue(kind: str, accepted: list[tuple[ChangeNotification, Target]]) -> No
             continue
         change_type = item.change_type if _CHANGE_TYPE.fullmatch(item.change_type or "") else ""  # a hint only
         actors.send_event_hint(target.integration_id, target.room_id, event_id, change_type or "", item.change_tag())
+
+
+async def _enqueue_async(queue: AsyncQueue, rt: Runtime, kind: str,
+                         accepted: list[tuple[ChangeNotification, Target]]) -> None:
+    """`_enqueue` from the event loop: the hints' claims in one round trip, then the jobs of the claimed ones in
+    another (`send_event_hint`'s semantics: a claimed hint whose job was not stored is forgotten). Raises
+    `_NotEnqueued` when any job that should exist was not stored."""
+    gate = rt.hints
+    jobs: list[Job] = []
+    hints: list[tuple[str, str, tuple[str, ...]]] = []  # (key, tag, args) of each event hint
+    for item, target in accepted:
+        if kind == "lifecycle":
+            jobs.append(Job(actors.handle_lifecycle, (item.subscription_id, item.lifecycle_event or "")))
+            continue
+        event_id = item.event_id()
+        if event_id is None:
+            log.warning("notification without event id", subscription_id=item.subscription_id)
+            continue
+        change_type = item.change_type if _CHANGE_TYPE.fullmatch(item.change_type or "") else ""  # a hint only
+        hints.append((hints_mod.key(target.room_id, event_id), item.change_tag(),
+                      (target.integration_id, target.room_id, event_id, change_type or "")))
+    keys: list[str | None] = [None] * len(jobs)  # the claimed hint key of each job (None: a lifecycle job)
+    try:
+        if hints:
+            claims = await gate.claim_async(queue.client, [(k, t) for k, t, _ in hints])
+            for (key, tag, args), ok in zip(hints, claims, strict=True):
+                if ok:
+                    jobs.append(Job(actors.process_room_event, args, gate.delay_ms(tag)))
+                    keys.append(key)
+        errors = await queue.send(jobs)
+    except Exception as e:  # noqa: BLE001 - any broker failure means "not durably enqueued"
+        await gate.forget_async(queue.client, [k for k in keys if k is not None])
+        raise _NotEnqueued(accepted) from e
+    failed = [(key, error) for key, error in zip(keys, errors, strict=True) if error is not None]
+    if failed:  # a claimed hint whose job was not stored must not swallow the next hint
+        await gate.forget_async(queue.client, [k for k, _ in failed if k is not None])
+        raise _NotEnqueued(accepted) from failed[0][1]
 
 
 @answer_outages(unexpected_as_503=True)
