@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,20 @@ from simulators.server import free_port
 def _bare_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "bench.bare", "--port", str(port)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(pid: int, url: str, body: Path, *args: str) -> dict:
+    """A load generator run, with the server's CPU per request (µs): on a busy machine, less noisy than req/s."""
+    before = _cpu_s(pid)
+    got = _loadgen(url, body, *args)
+    got["cpu_us"] = (_cpu_s(pid) - before) / max(1, got["requests"]) * 1e6
+    return got
 
 
 def _loadgen(url: str, body: Path, *args: str) -> dict:
@@ -81,15 +96,21 @@ def run_stack(args: argparse.Namespace, stack: str, workdir: Path) -> dict[str, 
                 first = httpx.post(bridge_url, content=body.read_bytes())
                 assert first.status_code == 202, first.text
                 accepted_before = _accepted(bridge.base_url)
-                b_rps, r_rps, b_lat, r_lat = [], [], [], []
+                b_rps, r_rps, b_lat, r_lat, b_cpu, r_cpu = [], [], [], [], [], []
+                serve = bridge.processes[0].pid
                 for i in range(args.rounds):
-                    b_rps.append(_loadgen(bare_url, body, "--conns", str(args.conns), "--seconds",
-                                          str(args.seconds))["rps"])
-                    got = _loadgen(bridge_url, body, "--conns", str(args.conns), "--seconds", str(args.seconds))
+                    got = _measured(bare.pid, bare_url, body, "--conns", str(args.conns), "--seconds",
+                                    str(args.seconds))
+                    b_rps.append(got["rps"])
+                    b_cpu.append(got["cpu_us"])
+                    got = _measured(serve, bridge_url, body, "--conns", str(args.conns), "--seconds",
+                                    str(args.seconds))
                     assert set(got["statuses"]) == {"202"}, got
                     r_rps.append(got["rps"])
+                    r_cpu.append(got["cpu_us"])
                     print(f"  {stack} round {i + 1}: bare {b_rps[-1]:,.0f} req/s, RoomBridge {r_rps[-1]:,.0f} req/s"
-                          f" (ratio {r_rps[-1] / b_rps[-1]:.2f})", flush=True)
+                          f" (ratio {r_rps[-1] / b_rps[-1]:.2f}); server CPU per request: bare {b_cpu[-1]:.0f} µs,"
+                          f" RoomBridge {r_cpu[-1]:.0f} µs", flush=True)
                 for i in range(args.rounds):
                     b_lat.append(_loadgen(bare_url, body, "--mode", "open", "--rate", str(args.rate), "--seconds",
                                           str(args.rate_seconds)))
@@ -110,6 +131,8 @@ def run_stack(args: argparse.Namespace, stack: str, workdir: Path) -> dict[str, 
                     "bridge_p99_ms": statistics.median(x["p99_ms"] for x in r_lat),
                     "bridge_last_second_p50_ms": statistics.median(x["p50_ms_per_second"][-1] for x in r_lat),
                     "accepted_items": accepted,
+                    "bare_cpu_us": statistics.median(b_cpu), "bridge_cpu_us": statistics.median(r_cpu),
+                    "cpu_ratio": statistics.median(b / r for r, b in zip(r_cpu, b_cpu, strict=True)),
                 }
     finally:
         bare.terminate()
@@ -151,6 +174,8 @@ def main(argv: list[str]) -> int:
         print(f"{'':<9} at {args.rate:.0f} req/s: bare p50 {r['bare_p50_ms']:.1f} / p99 {r['bare_p99_ms']:.1f} ms;"
               f" RoomBridge p50 {r['bridge_p50_ms']:.1f} / p99 {r['bridge_p99_ms']:.1f} ms, last second p50"
               f" {r['bridge_last_second_p50_ms']:.1f} ms   [target p99 ≤ 20 ms on redis; no growing backlog]")
+        print(f"{'':<9} server CPU per request: bare {r['bare_cpu_us']:.0f} µs, RoomBridge {r['bridge_cpu_us']:.0f} µs"
+              f" (serve process only), bare/RoomBridge {r['cpu_ratio']:.2f}")
         print(f"{'':<9} notifications accepted by the bridge during the run: {r['accepted_items']:,.0f}")
         ok = ok and r["ratio"] >= 0.5 and (stack != "redis" or r["bridge_p99_ms"] <= 20)
     print("targets:", "met" if ok else "NOT met")
