@@ -280,6 +280,166 @@ def _database(stack: str, workdir: Path) -> tuple[str, Callable[[], None]]:
     return f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}", drop
 
 
+# --- renewal pass only (`--renewal-only`) -----------------------------------------------------------------------------
+
+
+def _seed_graph(sb: Sandbox, n: int, hook: str) -> list[str]:
+    """N live subscriptions, one per room, put straight into the simulated Graph (no import, no handshake): the
+    renewal pass alone can then be measured at 10,000 without importing 10,000 rooms first."""
+    from simulators.graph.subscriptions import Subscription as GraphSubscription
+    from simulators.graph.subscriptions import _key
+
+    backend = sb.graph.backend
+    tenant, subs = backend.tenant, backend.subscriptions
+    ids = []
+    with tenant.lock:
+        expires = tenant.clock.now() + timedelta(days=6)
+        for place in list(tenant.directory.rooms.values())[:n]:
+            sub = GraphSubscription(
+                id=str(uuid.uuid4()), resource=f"/users/{place.mailbox.id}/events", mailbox_id=place.mailbox.id,
+                change_type="created,updated,deleted", notification_url=hook, lifecycle_url=hook,
+                expiration=expires, client_state="x" * 64, application_id=sb.client_id, creator_id=sb.client_id)
+            subs._items[sub.id] = sub  # noqa: SLF001 - a benchmark's seed
+            subs._by_key[_key(sub)] = sub.id  # noqa: SLF001
+            ids.append(sub.id)
+    assert len(ids) == n, f"the simulator has {len(ids)} rooms, {n} wanted"
+    return ids
+
+
+def _seed_bridge(sb: Sandbox, database: str, ids: list[str]) -> None:
+    """The integration, its rooms and their subscriptions (the ones `_seed_graph` made) in the bridge's database,
+    as an import would have left them; created a week ago, so that every one is due."""
+    from sqlalchemy import create_engine
+    from sqlmodel import Session
+
+    from app.platform.crypto import SecretBox, digest
+    from app.platform.models import Integration, Room, Subscription
+    from simulators.processes import DEFAULT_SECRET_KEY
+
+    box = SecretBox(DEFAULT_SECRET_KEY)
+    body = sb.integration(ignore_tags=[])
+    backend = sb.graph.backend
+    subs = backend.subscriptions._items  # noqa: SLF001
+    engine = create_engine(database)
+    try:
+        with Session(engine) as s:
+            integration = Integration(
+                name=body["name"], enabled=True, tenant_domain=body["tenant_domain"], tenant_id=body["tenant_id"],
+                client_id=body["client_id"], client_secret_enc=box.encrypt(body["client_secret"]),
+                booking_base_url=body["booking_base_url"], booking_api_key_enc=box.encrypt(body["booking_api_key"]),
+                hook_secret_enc=box.encrypt("bench-hook-secret"), default_store_id=body["default_store_id"])
+            s.add(integration)
+            s.flush()
+            week_ago = datetime.now(UTC) - timedelta(days=7)
+            for sid in ids:
+                mailbox = backend.tenant.directory.find(subs[sid].mailbox_id)
+                assert mailbox is not None
+                room = Room(integration_id=integration.id, email=mailbox.email.lower(), name=mailbox.display_name,
+                            mailbox_id=mailbox.id)
+                s.add(room)
+                s.flush()
+                s.add(Subscription(id=sid, integration_id=integration.id, room_id=room.id,
+                                   client_state_digest=digest("x" * 64), resource=subs[sid].resource,
+                                   expires_at=subs[sid].expiration, created_at=week_ago))
+            s.commit()
+    finally:
+        engine.dispose()
+
+
+async def _raw_renew(conf: dict[str, Any], ids: list[str]) -> dict[str, float]:
+    context = ssl.create_default_context(cafile=conf["ca_file"])
+    headers = {"Authorization": f"Bearer {_token(conf, context)}"}
+    concurrency, graph = conf["concurrency"], conf["graph"]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    expires = (datetime.now(UTC) + LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ")
+    async with httpx.AsyncClient(verify=context, headers=headers, timeout=120, limits=limits) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def renew(sid: str) -> None:
+            async with gate:
+                await _send(client, "PATCH", f"{graph}/subscriptions/{sid}", json={"expirationDateTime": expires})
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(renew(s) for s in ids))
+        return {"renew_s": time.monotonic() - t0}
+
+
+def _raw_renew_child(conf: dict[str, Any], ids: list[str], results: Any) -> None:
+    try:
+        results.put(asyncio.run(_raw_renew(conf, ids)))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        results.put({"error": repr(e)})
+
+
+def renewal_baseline(n: int, args: argparse.Namespace) -> dict[str, float]:
+    """One raw PATCH per seeded subscription, `--baseline-concurrency` in flight, from a process of its own."""
+    sb = start_sandbox(n, args.latency)
+    try:
+        ids = _seed_graph(sb, n, "https://127.0.0.1:9/unused")
+        conf = {"token_url": f"{sb.graph.base_url}/{sb.tenant_id}/oauth2/v2.0/token", "client_id": sb.client_id,
+                "client_secret": sb.client_secret, "ca_file": str(sb.ca.ca_file), "graph": sb.graph.graph_base_url,
+                "concurrency": args.baseline_concurrency}
+        spawn = multiprocessing.get_context("spawn")
+        results = spawn.Queue()
+        child = spawn.Process(target=_raw_renew_child, args=(conf, ids, results))
+        child.start()
+        got = results.get(timeout=DEADLINE_S)
+        child.join(timeout=60)
+        if "error" in got:
+            raise RuntimeError(f"baseline failed: {got['error']}")
+        return dict(got)
+    finally:
+        sb.stop()
+
+
+def renewal_product(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """N subscriptions seeded (Graph and database, no import), then the bridge's renewal pass (`_renewal_pass`)."""
+    database, drop = _database("redis", workdir)
+    namespace = f"rbbench-{uuid.uuid4().hex[:8]}"
+    sb = start_sandbox(n, args.latency)
+    try:
+        with run_bridge(sb, workdir, database, REDIS, workers=args.workers,
+                        extra_env={"WORKER_THREADS": str(args.threads), "REDIS_NAMESPACE": namespace}) as bridge:
+            ids = _seed_graph(sb, n, f"{bridge.base_url}/graph/notifications")
+            _seed_bridge(sb, database, ids)
+            sb.graph.stats.reset()
+            cpu0 = [_cpu_s(p.pid) for p in bridge.processes]
+            out = {"renew_s": _renewal_pass(database, namespace, n)}
+            stats = sb.graph.stats
+            out["graph_requests"] = float(sum(stats.requests.values()))
+            out["throttled_429"] = float(stats.throttled)
+            for i, p in enumerate(bridge.processes):
+                out[f"peak_rss_mb_{i}"] = _peak_rss_mb(p.pid)
+                out[f"cpu_s_{i}"] = _cpu_s(p.pid) - cpu0[i]
+            return out
+    finally:
+        sb.stop()
+        drop()
+
+
+def renewal_main(sizes: list[int], args: argparse.Namespace, workdir: Path) -> int:
+    print(f"renewal pass only: sizes {sizes}, {args.rounds} round(s); N subscriptions seeded straight into the "
+          f"simulated Graph and the bridge's database (no import), all due; PostgreSQL + Redis, {args.workers} "
+          f"workers × {args.threads} threads; Graph latency {args.latency * 1000:.0f} ms per request; baseline = one "
+          f"raw PATCH per subscription, {args.baseline_concurrency} in flight; logs in {workdir}")
+    results: dict[int, dict[str, list[dict[str, float]]]] = {n: {"baseline": [], "product": []} for n in sizes}
+    for round_no in range(args.rounds):
+        for n in sizes:
+            order = ["baseline", "product"] if round_no % 2 == 0 else ["product", "baseline"]
+            for kind in order if not args.no_baseline else ["product"]:
+                got = renewal_baseline(n, args) if kind == "baseline" else renewal_product(n, args, workdir)
+                results[n][kind].append(got)
+                print(f"  round {round_no + 1} {n:>6} subscriptions {kind:<9}"
+                      + "  ".join(f"{k}={v:.1f}" for k, v in got.items()), flush=True)
+    print()
+    print(f"{'subscriptions':>13} {'renew s':>9} {'baseline s':>11} {'ratio':>7} {'s/1,000':>8}")
+    for n in sizes:
+        ren = statistics.median(r["renew_s"] for r in results[n]["product"])
+        bren = statistics.median([r["renew_s"] for r in results[n]["baseline"]] or [float("nan")])
+        print(f"{n:>13} {ren:>9.1f} {bren:>11.1f} {ren / bren:>7.2f} {ren / n * 1000:>8.1f}")
+    return 0
+
+
 # --- the command ------------------------------------------------------------------------------------------------------
 
 
@@ -295,9 +455,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--baseline-concurrency", type=int, default=32,
                         help="subscription POSTs / PATCHes the baseline keeps in flight")
     parser.add_argument("--no-renewal", action="store_true", help="skip the renewal pass")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="the bridge only (e.g. a 10,000-room import at a quiet moment); no ratio is printed")
+    parser.add_argument("--renewal-only", action="store_true",
+                        help="only the renewal pass, over N subscriptions seeded with no import (PostgreSQL + Redis)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.rooms.split(",") if s.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="roombridge-bench-"))
+    if args.renewal_only:
+        return renewal_main(sizes, args, workdir)
     print(f"rooms: sizes {sizes}, {args.rounds} round(s); stack={args.stack}"
           + (f", {args.workers} worker processes × {args.threads} threads" if args.stack == "redis" else "")
           + f"; Graph latency {args.latency * 1000:.0f} ms per request, 4 concurrent per mailbox (429 beyond)")
@@ -307,7 +473,7 @@ def main(argv: list[str]) -> int:
     for round_no in range(args.rounds):
         for n in sizes:
             order = ["baseline", "product"] if round_no % 2 == 0 else ["product", "baseline"]
-            for kind in order:
+            for kind in order if not args.no_baseline else ["product"]:
                 got = baseline(n, args) if kind == "baseline" else product(n, args, workdir)
                 results[n][kind].append(got)
                 print(f"  round {round_no + 1} {n:>6} rooms {kind:<9}"
