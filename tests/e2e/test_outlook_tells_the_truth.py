@@ -237,7 +237,7 @@ def test_an_integration_limited_to_a_room_list_imports_and_subscribes_only_its_r
             imported = shared.bridge.api("GET", f"/api/integrations/{integration['id']}/rooms").json()["items"]
             assert sorted(r["email"] for r in imported if r["active"]) == lyon
             assert sorted(sandbox.booking.places) == lyon
-            subscribed = {sandbox.graph.user_id(e): e for e in lyon}
+            subscribed = {sandbox.graph.user_id(e): e for e in [*lyon, JUPITER, SATURNE]}
 
             def resources() -> list[str]:
                 return sorted(next((e for i, e in subscribed.items() if i in s["resource"]), s["resource"])
@@ -252,6 +252,16 @@ def test_an_integration_limited_to_a_room_list_imports_and_subscribes_only_its_r
             [loan] = sandbox.booking.loans.values()
             assert [i.place_email for i in loan.items] == [lyon[0]]
             assert resources() == lyon
+            # Another site by PATCH (a display name this time): the import runs again and swaps the rooms.
+            r = shared.bridge.api("PATCH", f"/api/integrations/{integration['id']}", json={"room_lists": ["paris"]})
+            assert r.status_code == 200 and r.json()["room_lists"] == ["paris"]
+
+            def active() -> list[str]:
+                items = shared.bridge.api("GET", f"/api/integrations/{integration['id']}/rooms").json()["items"]
+                return sorted(room["email"] for room in items if room["active"])
+            wait_for(lambda: active() == [JUPITER, SATURNE], WAIT, "the Paris rooms, and only them")
+            wait_for(lambda: resources() == [JUPITER, SATURNE], WAIT, "the Paris rooms subscribed, and only them")
+            assert not any(sandbox.booking.places[e].active for e in lyon)
 
 
 # --- 8 ---------------------------------------------------------------------------------------------------------------
