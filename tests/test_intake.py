@@ -10,6 +10,7 @@ import pytest
 from dramatiq.common import dq_name
 from starlette.testclient import TestClient
 
+from app.platform import hints
 from app.platform.migrate import upgrade
 from app.sync.runtime import current
 from app.web.app import create_app
@@ -100,6 +101,25 @@ def test_duplicate_notifications_for_one_event_cost_one_job(stack) -> None:
     other["value"][0]["resourceData"]["id"] = "another-event"
     assert client.post("/graph/notifications", json=other).status_code == 202
     assert queue.count("hints") == 2
+
+
+def test_a_deletion_with_the_change_key_of_an_edit_already_read_gets_its_own_job(stack) -> None:
+    """A `deleted` may carry the `@odata.etag` of the last edit: once the edit's job has started reading, the deletion
+    is not a late duplicate of that edit (it would be dropped, and the loan kept until a reconcile)."""
+    client, queue, sub = stack
+    created = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE)
+    assert client.post("/graph/notifications", json=created).status_code == 202
+    assert queue.count("hints") == 1
+    event_id = created["value"][0]["resourceData"]["id"]
+    current().hints.release(hints.key(sub.room_id, event_id))  # the edit's job starts: it reads the event
+    updated = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE, changeType="updated")
+    assert client.post("/graph/notifications", json=updated).status_code == 202
+    assert queue.count("hints") == 1  # a late duplicate of the edit being read
+    deleted = vector("notification-outlook.json", subscriptionId=sub.id, clientState=CLIENT_STATE, changeType="deleted")
+    for _ in range(3):
+        assert client.post("/graph/notifications", json=deleted).status_code == 202
+    assert queue.count("hints") == 2  # the deletion's own job, its duplicates coalesced
+    assert sorted(m["args"][3] for m in queue.messages("hints")) == ["created", "deleted"]
 
 
 def test_wrong_client_state_is_rejected(stack) -> None:

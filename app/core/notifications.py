@@ -38,10 +38,14 @@ class ChangeNotification(BaseModel):
         return match.group("event") if match else None
 
     def change_tag(self) -> str:
-        """The item's `@odata.etag` if it is a sane string (printable ASCII, ≤ 256), else "" (no tag)."""
+        """The item's `@odata.etag` if it is a sane string (printable ASCII, ≤ 256), else "" (no tag).
+
+        A deletion is a change of its own even when it carries the change key of the last edit (Exchange's `deleted`
+        can): its tag is prefixed, so it is never taken for a late duplicate of an edit a job already read, while
+        duplicates of the deletion itself still coalesce. `created` and `updated` of one edit share the tag."""
         etag = self.resource_data.etag if self.resource_data else None
         if isinstance(etag, str) and 0 < len(etag) <= 256 and etag.isascii() and etag.isprintable():
-            return etag
+            return f"deleted:{etag}" if (self.change_type or "").lower() == "deleted" else etag
         return ""
 
 
