@@ -116,3 +116,35 @@ def test_0004_delivery_ids_per_integration_keeps_rows_and_downgrades(database_ur
         engine.dispose()
     upgrade(database_url)
     assert _drift(database_url) == []
+
+
+def test_downgrade_through_batch_operations_keeps_the_rows_that_reference_the_table(database_url: str) -> None:
+    """On SQLite a batch operation recreates the table: with foreign keys on, dropping the old `integration` table
+    cascade-deleted its rooms (seen on the downgrade of 0010 and 0009). Rows are kept on both databases."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0008")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO integration (id, name, enabled, tenant_domain, extra_domains, tenant_id, client_id, "
+                "client_secret_enc, booking_base_url, booking_api_key_enc, hook_secret_enc, default_store_id, "
+                "ignore_tags, block_minutes, horizon_days, direction, private_events, exclude_subjects, "
+                "show_pending_as_tentative, created_at, updated_at) VALUES ('i1', 'n', true, 'contoso.com', '[]', "
+                "'t', 'c', 'x', 'https://b', 'x', 'x', 's', '[]', 15, 180, 'both', 'sync_hidden', '[]', true, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            conn.execute(text("INSERT INTO room (id, integration_id, email, name, mailbox_id, active, attributes, "
+                              "updated_at) VALUES ('r1', 'i1', 'a@contoso.com', 'A', 'm', true, '{}', "
+                              "CURRENT_TIMESTAMP)"))
+        upgrade(database_url)
+        downgrade(database_url, "0008")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM integration")).scalar() == 1
+            assert conn.execute(text("SELECT integration_id FROM room")).scalars().all() == ["i1"]
+        upgrade(database_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM room")).scalar() == 1
+    finally:
+        engine.dispose()
+    assert _drift(database_url) == []
