@@ -137,13 +137,17 @@ def _deep_object(depth: int) -> bytes:
     return b'{"name": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"
 
 
-@pytest.mark.parametrize("case", ["ignore_tags [[null, null]]", "ignore_tags [{}]", "exclude_subjects [[1]]",
+@pytest.mark.parametrize("case", ["ignore_tags [[null, null]]", "ignore_tags [{}]", "ignore_tags [1, 'a']",
+                                  "ignore_tags 101", "ignore_tags long", "exclude_subjects [[1]]",
                                   "nested list 20000", "nested list 50", "nested object 50", "NUL in name",
                                   "NUL in store id", "NUL in a key", "NUL in a tag"])
 def test_inputs_that_answered_500_are_422_and_save_nothing(client, case: str) -> None:
     raw = {
         "ignore_tags [[null, null]]": {"ignore_tags": [[None, None]]},
         "ignore_tags [{}]": {"ignore_tags": [{}]},
+        "ignore_tags [1, 'a']": {"ignore_tags": [1, "a"]},
+        "ignore_tags 101": {"ignore_tags": [f"t{i}" for i in range(101)]},
+        "ignore_tags long": {"ignore_tags": ["x" * 201]},
         "exclude_subjects [[1]]": {"exclude_subjects": [[1]]},
         "NUL in name": {"name": "Contoso\x00HQ"},
         "NUL in store id": {"default_store_id": "store\x00"},

@@ -38,9 +38,12 @@ def _domain(v: str) -> str:
 
 
 def _tags(v: Any) -> list[str]:
-    if not isinstance(v, (str, list)):
-        raise ValueError("a list of tags or a comma-separated string")
-    return parse_tags(v)
+    if not isinstance(v, (str, list)) or (isinstance(v, list) and not all(isinstance(t, str) for t in v)):
+        raise ValueError("a list of tags (strings) or a comma-separated string")
+    tags = parse_tags(v)
+    if len(tags) > 100 or any(len(t) > 200 for t in tags):
+        raise ValueError("at most 100 tags of at most 200 characters")
+    return tags
 
 
 Domain = Annotated[str, BeforeValidator(_domain)]
