@@ -554,6 +554,9 @@ def test_metrics_and_readyz_report_jobs_state_and_the_last_token_check(worked: L
     wait_for("the loan synced", lambda: (link := link_of(live, loan.id)) is not None and link.organizer_event_id)
     with session_scope(live.rt.engine) as s:
         journal.record(s, live.integration_id, "booking_to_outlook", "fail", "error", "x", loan_id="ln_metrics")
+        waiting = journal.record(s, live.integration_id, "booking_to_outlook", "wait", "error",
+                                 "booking system unreachable", loan_id="ln_waiting")
+        waiting.at = waiting.at - timedelta(minutes=10)
     checks_of(live)
 
     text = httpx.get(live.base_url + "/metrics", timeout=60).text
@@ -563,6 +566,9 @@ def test_metrics_and_readyz_report_jobs_state_and_the_last_token_check(worked: L
     assert 0 < _metric(text, "roombridge_subscription_nearest_expiry_seconds") <= 7 * 86400
     assert _metric(text, 'roombridge_jobs_total{actor="process_loan",outcome="ok"}') >= 1
     assert 'roombridge_job_duration_seconds_count{actor="process_loan"}' in text
+    assert _metric(text, "roombridge_changes_waiting") == 1  # the wait is not an open error
+    assert 600 <= _metric(text, "roombridge_oldest_waiting_change_seconds") < 3600
+    assert _metric(text, "roombridge_queue_depth") >= 0
 
     ready = httpx.get(live.base_url + "/readyz", timeout=60).json()
     mine = next(i for i in ready["integrations"] if i["id"] == live.integration_id)
