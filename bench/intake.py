@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from bench.burst import REDIS, _database, rooms
+from bench.workers import Profiler
 from simulators.processes import run_bridge, wait_for
 from simulators.sandbox import Sandbox
 from simulators.server import free_port
@@ -98,13 +99,18 @@ def run_stack(args: argparse.Namespace, stack: str, workdir: Path) -> dict[str, 
                 accepted_before = _accepted(bridge.base_url)
                 b_rps, r_rps, b_lat, r_lat, b_cpu, r_cpu = [], [], [], [], [], []
                 serve = bridge.processes[0].pid
+                profiler = Profiler(args.profile, args.profile_mode)
                 for i in range(args.rounds):
                     got = _measured(bare.pid, bare_url, body, "--conns", str(args.conns), "--seconds",
                                     str(args.seconds))
                     b_rps.append(got["rps"])
                     b_cpu.append(got["cpu_us"])
-                    got = _measured(serve, bridge_url, body, "--conns", str(args.conns), "--seconds",
-                                    str(args.seconds))
+                    profiler.start(f"{stack}-round{i + 1}", {"serve": serve})
+                    try:
+                        got = _measured(serve, bridge_url, body, "--conns", str(args.conns), "--seconds",
+                                        str(args.seconds))
+                    finally:
+                        profiler.stop()
                     assert set(got["statuses"]) == {"202"}, got
                     r_rps.append(got["rps"])
                     r_cpu.append(got["cpu_us"])
@@ -158,6 +164,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--conns", type=int, default=32, help="keep-alive connections of the load generator")
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--rate-seconds", type=float, default=8.0)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy samples `roombridge serve` during each RoomBridge throughput round: collapsed"
+                             " stacks DIR/<stack>-round<N>-serve.txt")
+    parser.add_argument("--profile-mode", choices=["cpu", "wall"], default="cpu",
+                        help="with --profile: cpu (the thread holding the GIL) or wall (every thread)")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="roombridge-bench-"))
     print(f"intake: {args.rounds} rounds of {args.seconds:.0f} s, {args.conns} connections, bare route and RoomBridge"

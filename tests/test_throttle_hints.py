@@ -3,12 +3,15 @@ without polling) and the hint gate's coalescing by change tag (issue 9.2 and 9.4
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 
 import pytest
 import redis
+import redis.exceptions
 
+from app.platform import aredis
 from app.platform.hints import HintGate
 from app.platform.throttle import MailboxBusy, MailboxSlots
 
@@ -103,3 +106,37 @@ def test_coalescing_off_makes_every_hint_a_job(client: redis.Redis | None) -> No
     gate = HintGate(client, 0, prefix=f"h-{uuid.uuid4().hex[:8]}:")
     assert all(gate.claim("k", 'W/"1"') for _ in range(3))
     assert gate.delay_ms('W/"1"') is None and gate.delay_ms("") is None
+
+
+def test_claims_from_the_event_loop_drop_known_duplicates_without_asking_redis(redis_url: str) -> None:
+    """The intake's `claim_async` (Redis): a process that won a claim, or was told a started job reads that very tag,
+    drops the next hints with that tag without a round trip; a claim refused only because another caller's job is
+    pending is not remembered (that caller may forget it), nor is a forgotten claim."""
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"h-{uuid.uuid4().hex[:8]}:"
+    here, there = HintGate(client, 500, prefix=prefix), HintGate(client, 500, prefix=prefix)  # two processes
+
+    async def scenario() -> None:
+        live = aredis.Client(redis_url)
+        dead = aredis.Client("redis://127.0.0.1:1/0")  # any round trip to it raises
+        try:
+            assert await here.claim_async(live, [("room:ev", 'W/"1"')]) == [True]
+            assert await here.claim_async(dead, [("room:ev", 'W/"1"'), ("room:ev", 'W/"1"')]) == [False, False]
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await here.claim_async(dead, [("room:ev", 'W/"2"')])  # another change: Redis is asked
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await here.claim_async(dead, [("room:ev", "")])  # untagged: never known
+            await here.forget_async(live, ["room:ev"])  # its job was not stored
+            assert await there.claim_async(live, [("room:ev", 'W/"1"')]) == [True]
+            assert await here.claim_async(live, [("room:ev", 'W/"1"')]) == [False]  # pending elsewhere
+            await there.forget_async(live, ["room:ev"])  # ... and that job was not stored either
+            assert await here.claim_async(live, [("room:ev", 'W/"1"')]) == [True]  # so this hint gets a job
+            there.release("room:ev")  # the job starts: W/"1" is read
+            assert await there.claim_async(live, [("room:ev", 'W/"1"')]) == [False]  # told so by Redis
+            assert await there.claim_async(dead, [("room:ev", 'W/"1"')]) == [False]  # then known
+            assert await there.claim_async(live, [("room:ev", 'W/"3"')]) == [True]  # a later change: its job
+        finally:
+            await live.aclose()
+            await dead.aclose()
+
+    asyncio.run(scenario())

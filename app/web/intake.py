@@ -5,8 +5,9 @@ named in the POST come from a per-process cache of active subscriptions (an inde
 item is one coalesced enqueue. A request served from the cache never leaves the event loop: in embedded mode the
 in-process queue is memory; with Redis the hint claims, then the jobs of the claimed hints, go to Redis from the loop
 (`app/platform/aredis.py`: one pipelined connection per process, the commands of concurrent requests in one write;
-`app/web/async_queue.py`: dramatiq's enqueue) — a duplicate costs one shared round trip, a first hint two. Only a
-cache miss takes a thread-pool hop (the database read). The 202 is sent once every job is stored; Redis unreachable,
+`app/web/async_queue.py`: dramatiq's enqueue) — a first hint costs two shared round trips, a duplicate one, or none
+when this process already knows it for one (`HintGate.claim_async`: a hint repeating the change tag of a claim it won,
+or of a job Redis said had started). Only a cache miss takes a thread-pool hop (the database read). The 202 is sent once every job is stored; Redis unreachable,
 lost or silent (`aredis.SOCKET_TIMEOUT_S`) → 503, and a hint claimed whose job was not stored is forgotten.
 
 The cache holds only subscriptions found active with their integration enabled, each for `CACHE_TTL_S`: a
@@ -22,6 +23,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -238,8 +240,14 @@ async def _intake(request: Request, kind: str) -> Response:
                 known = {**known, **await run_in_threadpool(_read_missing, rt, missing)}
             accepted = _accept(checked, known)
             if accepted:
-                # Shielded: a cancelled request must not leave a claimed hint without its job.
-                await asyncio.shield(_enqueue_async(queue, rt, kind, accepted))
+                jobs, hints = _plan(kind, accepted)
+                gate = rt.hints
+                if hints and gate.needs_io():  # duplicates this process knows: no I/O, no task
+                    now = time.monotonic()
+                    hints = [h for h in hints if not gate.known_duplicate(h[0], h[1], now)]
+                if jobs or hints:
+                    # Shielded: a cancelled request must not leave a claimed hint without its job.
+                    await asyncio.shield(_enqueue_async(queue, rt, jobs, hints, accepted))
         elif missing:
             accepted = await run_in_threadpool(_lookup_and_enqueue, rt, kind, checked, known, missing)
         elif rt.redis is None:
@@ -254,14 +262,25 @@ async def _intake(request: Request, kind: str) -> Response:
         return unavailable("queue")
     _count_rejected(kind, received, len(accepted))
     if accepted:
-        NOTIFICATIONS.labels(kind, "accepted").inc(len(accepted))
+        _counter(kind, "accepted").inc(len(accepted))
     return Response(status_code=202)
+
+
+_counters: dict[tuple[str, str], Any] = {}
+
+
+def _counter(kind: str, outcome: str) -> Any:
+    """`NOTIFICATIONS.labels(kind, outcome)`, looked up once per process (a labels lookup takes a lock and more)."""
+    counter = _counters.get((kind, outcome))
+    if counter is None:
+        counter = _counters[(kind, outcome)] = NOTIFICATIONS.labels(kind, outcome)
+    return counter
 
 
 def _count_rejected(kind: str, received: int, accepted: int) -> None:
     rejected = received - accepted
     if rejected:
-        NOTIFICATIONS.labels(kind, "rejected").inc(rejected)
+        _counter(kind, "rejected").inc(rejected)
         log.warning("notification items rejected", kind=kind, rejected=rejected, received=received)
 
 
@@ -278,14 +297,13 @@ def _enqueue(kind: str, accepted: list[tuple[ChangeNotification, Target]]) -> No
         actors.send_event_hint(target.integration_id, target.room_id, event_id, change_type or "", item.change_tag())
 
 
-async def _enqueue_async(queue: AsyncQueue, rt: Runtime, kind: str,
-                         accepted: list[tuple[ChangeNotification, Target]]) -> None:
-    """`_enqueue` from the event loop: the hints' claims in one round trip, then the jobs of the claimed ones in
-    another (`send_event_hint`'s semantics: a claimed hint whose job was not stored is forgotten). Raises
-    `_NotEnqueued` when any job that should exist was not stored."""
-    gate = rt.hints
+_Hint = tuple[str, str, tuple[str, str, str, str]]  # (hint key, change tag, process_room_event's args)
+
+
+def _plan(kind: str, accepted: list[tuple[ChangeNotification, Target]]) -> tuple[list[Job], list[_Hint]]:
+    """What `_enqueue` would send, for `_enqueue_async`: the lifecycle jobs, and the event hints to claim."""
     jobs: list[Job] = []
-    hints: list[tuple[str, str, tuple[str, ...]]] = []  # (key, tag, args) of each event hint
+    hints: list[_Hint] = []
     for item, target in accepted:
         if kind == "lifecycle":
             jobs.append(Job(actors.handle_lifecycle, (item.subscription_id, item.lifecycle_event or "")))
@@ -297,6 +315,16 @@ async def _enqueue_async(queue: AsyncQueue, rt: Runtime, kind: str,
         change_type = item.change_type if _CHANGE_TYPE.fullmatch(item.change_type or "") else ""  # a hint only
         hints.append((hints_mod.key(target.room_id, event_id), item.change_tag(),
                       (target.integration_id, target.room_id, event_id, change_type or "")))
+    return jobs, hints
+
+
+async def _enqueue_async(queue: AsyncQueue, rt: Runtime, jobs: list[Job], hints: list[_Hint],
+                         accepted: list[tuple[ChangeNotification, Target]]) -> None:
+    """`_enqueue` from the event loop: the hints' claims in one round trip (none for the duplicates this process
+    already knows: `HintGate.claim_async`), then the jobs of the claimed ones in another (`send_event_hint`'s
+    semantics: a claimed hint whose job was not stored is forgotten). Raises `_NotEnqueued` when any job that should
+    exist was not stored."""
+    gate = rt.hints
     keys: list[str | None] = [None] * len(jobs)  # the claimed hint key of each job (None: a lifecycle job)
     try:
         if hints:
