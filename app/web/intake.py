@@ -7,8 +7,9 @@ in-process queue is memory; with Redis the hint claims, then the jobs of the cla
 (`app/platform/aredis.py`: one pipelined connection per process, the commands of concurrent requests in one write;
 `app/web/async_queue.py`: dramatiq's enqueue) — a first hint costs two shared round trips, a duplicate one, or none
 when this process already knows it for one (`HintGate.claim_async`: a hint repeating the change tag of a claim it won,
-or of a job Redis said had started). Only a cache miss takes a thread-pool hop (the database read). The 202 is sent once every job is stored; Redis unreachable,
-lost or silent (`aredis.SOCKET_TIMEOUT_S`) → 503, and a hint claimed whose job was not stored is forgotten.
+or of a job Redis said had started). Only a cache miss takes a thread-pool hop (the database read). The 202 is sent
+once every job is stored; Redis unreachable, lost or silent (`aredis.SOCKET_TIMEOUT_S`) → 503, and a hint claimed
+whose job was not stored is forgotten.
 
 The cache holds only subscriptions found active with their integration enabled, each for `CACHE_TTL_S`: a
 subscription deleted, expired, disabled or re-keyed (clientState) elsewhere stops being accepted within that bound in
