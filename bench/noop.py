@@ -4,6 +4,7 @@ INCR), on a RedisBroker like the bridge's (`python -m bench.noop --redis URL --n
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -18,8 +19,13 @@ def build(url: str, namespace: str) -> tuple[RedisBroker, dramatiq.Actor]:  # ty
     broker = RedisBroker(url=url, namespace=namespace)
     counter = redis.Redis.from_url(url)
 
+    started = threading.Event()
+
     @dramatiq.actor(broker=broker, queue_name="hints", max_retries=0)
     def noop(n: int) -> None:
+        if not started.is_set():  # this process's CPU time at its first message (bench workers: CPU per message)
+            started.set()
+            counter.set(f"{namespace}:cpu0:{os.getpid()}", time.process_time())
         done = counter.incr(f"{namespace}:done")
         if done == 1:
             counter.set(f"{namespace}:first", time.time())
