@@ -6,11 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from app.platform.db import reader
 from app.platform.logging import get_logger, request_id_var
-from app.platform.models import JournalEntry, utcnow
+from app.platform.models import JournalEntry, new_id, utcnow
 
 # An `error` entry whose change later went through becomes `resolved`: `?status=error` lists only what still needs a
 # person (issue 8). The entry keeps its text, with when and how it was resolved appended.
@@ -75,6 +77,26 @@ def record(
     return entry
 
 
+def record_written(conn: Connection, integration_id: str, direction: str, action: str, status: str, message: str = "",
+                   *, ical_uid: str | None = None, loan_id: str | None = None, rule: str | None = None) -> None:
+    """`record` of an entry that is not an error (which never merges with an earlier one), on a Core connection in
+    the caller's transaction: the same row and the same resolving of the change's earlier errors, without an ORM
+    session (its unit of work was most of the cost of a worker's journal writes, issue 9.2)."""
+    assert status != "error", "errors go through record(): a repeated error updates its open entry"
+    now = utcnow()
+    conn.execute(_INSERT, {"id": new_id(), "integration_id": integration_id, "at": now, "direction": direction,
+                           "action": action, "status": status, "message": message, "ical_uid": ical_uid,
+                           "loan_id": loan_id, "rule": rule, "request_id": request_id_var.get(), "room_id": None,
+                           "event_id": None, "attempts": 1, "last_at": now, "handled_at": None, "subject": None})
+    if status == "ok" and (ical_uid or loan_id):
+        _resolve_same_change(conn, integration_id, ical_uid, loan_id)
+    log.info("journal", integration_id=integration_id, direction=direction, action=action, status=status,
+             rule=rule, loan_id=loan_id, detail=message)
+
+
+_INSERT = insert(JournalEntry.__table__)  # type: ignore[attr-defined]
+
+
 def resolve(session: Session, entry_ids: Iterable[str], how: str) -> int:
     """Mark these `error` entries resolved (e.g. the job they were written for went through later)."""
     ids = list(entry_ids)
@@ -83,13 +105,57 @@ def resolve(session: Session, entry_ids: Iterable[str], how: str) -> int:
     return _mark_resolved(session, how, col(JournalEntry.id).in_(ids))
 
 
-def _resolve_same_change(session: Session, integration_id: str, ical_uid: str | None, loan_id: str | None) -> None:
+def _resolve_same_change(session: Session | Connection, integration_id: str, ical_uid: str | None,
+                         loan_id: str | None) -> None:
     """A change of this meeting or loan went through: its earlier errors need no one any more."""
+    if isinstance(session, Connection):  # the hot path (state.save): a statement built once per shape
+        stamp = f" — resolved {utcnow():%Y-%m-%d %H:%M:%S} UTC: a later change went through"
+        session.execute(_resolve_statement(bool(ical_uid), bool(loan_id)),
+                        {"w_integration_id": integration_id, "w_ical_uid": ical_uid, "w_loan_id": loan_id,
+                         "stamp": stamp})
+        return
     _mark_resolved(session, "a later change went through", col(JournalEntry.integration_id) == integration_id,
                    or_(*_same_change(ical_uid, loan_id)))
 
 
-def _mark_resolved(session: Session, how: str, *where: Any) -> int:
+# Statements built once per shape (which of the change's names are known) instead of on every call: building and
+# caching a statement cost a worker more CPU than running it (issue 9.2). The same SQL as the built-per-call ones.
+_STATEMENTS: dict[tuple[str, bool, bool, bool], Any] = {}
+
+
+def _same_change_params(ical_uid: bool, loan_id: bool, event_id: bool = False) -> list[Any]:
+    same = [col(JournalEntry.ical_uid) == bindparam("w_ical_uid")] if ical_uid else []
+    same += [col(JournalEntry.loan_id) == bindparam("w_loan_id")] if loan_id else []
+    same += [col(JournalEntry.event_id) == bindparam("w_event_id")] if event_id else []
+    return same
+
+
+def _resolve_statement(ical_uid: bool, loan_id: bool) -> Any:
+    key = ("resolve", ical_uid, loan_id, False)
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = (
+            update(JournalEntry)
+            .where(col(JournalEntry.status) == "error",
+                   col(JournalEntry.integration_id) == bindparam("w_integration_id"),
+                   or_(*_same_change_params(ical_uid, loan_id)))
+            .values(status=RESOLVED, message=col(JournalEntry.message) + bindparam("stamp")))
+    return found
+
+
+def _handled_statement(ical_uid: bool, loan_id: bool, event_id: bool) -> Any:
+    key = ("handled", ical_uid, loan_id, event_id)
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = (
+            sa_select(col(JournalEntry.handled_at))
+            .where(col(JournalEntry.integration_id) == bindparam("w_integration_id"),
+                   col(JournalEntry.status) == HANDLED, or_(*_same_change_params(ical_uid, loan_id, event_id)))
+            .order_by(col(JournalEntry.handled_at).desc()).limit(1))
+    return found
+
+
+def _mark_resolved(session: Session | Connection, how: str, *where: Any) -> int:
     stamp = f" — resolved {utcnow():%Y-%m-%d %H:%M:%S} UTC: {how}"
     # No ORM session synchronisation: evaluating the criteria against the session's objects cost a worker more CPU
     # than the UPDATE (issue 9.2); callers do not keep entries they read in the same session past this point.
@@ -145,11 +211,12 @@ def handled(engine: Engine, integration_id: str, changed_at: datetime | None, *,
     same = _same_change(ical_uid, loan_id, event_id)
     if not same or changed_at is None:
         return False
-    with Session(engine) as s:
-        q = (select(JournalEntry.handled_at).where(col(JournalEntry.integration_id) == integration_id,
-                                                    col(JournalEntry.status) == HANDLED, or_(*same))
-             .order_by(col(JournalEntry.handled_at).desc()).limit(1))
-        marked = s.exec(q).first()
+    # One autocommit read through SQLAlchemy Core (no ORM session, no transaction): it runs for every change.
+    q = _handled_statement(bool(ical_uid), bool(loan_id), bool(event_id))
+    with reader(engine).connect() as conn:
+        params = {"w_integration_id": integration_id, "w_ical_uid": ical_uid, "w_loan_id": loan_id,
+                  "w_event_id": event_id}
+        marked: datetime | None = conn.execute(q, params).scalar()
     if marked is None:
         return False
     if marked.tzinfo is None:

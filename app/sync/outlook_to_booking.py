@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final, Protocol
+
+from sqlalchemy import bindparam, true
+from sqlalchemy import select as core_select
 
 from app.adapters.booking.client import BookingConflict, BookingError
 from app.core.actions import CancelLoan, CreateLoan, LoanAction, Nothing, Refusal, Refuse, UpdateLoan
@@ -34,14 +37,14 @@ from app.core.outlook_rules import (
     room_left,
 )
 from app.core.policy import Policy
-from app.platform.db import session_scope
+from app.platform.db import reader
 from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
 from app.platform.models import Integration, Room
 from app.sync import journal, state, subjects
 from app.sync.booking_to_outlook import room_declined_note
 from app.sync.integrations import policy_of
-from app.sync.rooms import active_rooms, hours_of
+from app.sync.rooms import hours_of
 from app.sync.runtime import Runtime
 from app.sync.state import Note
 
@@ -75,11 +78,25 @@ def process_room_event(rt: Runtime, integration_id: str, room_id: str, event_id:
     handle_event(rt, integration, policy, room, event, read_at)
 
 
+_INTEGRATION = Integration.__table__  # type: ignore[attr-defined]
+_ROOM = Room.__table__  # type: ignore[attr-defined]
+_CONTEXT = core_select(_INTEGRATION, *[c.label(f"room__{c.name}") for c in _ROOM.c]) \
+    .select_from(_INTEGRATION.join(_ROOM, true())) \
+    .where(_INTEGRATION.c.id == bindparam("integration_id"), _ROOM.c.id == bindparam("room_id"))
+
+
 def room_context(rt: Runtime, integration_id: str, room_id: str) -> tuple[Integration, Policy, Room] | None:
-    with session_scope(rt.engine) as s:
-        integration = s.get(Integration, integration_id)
-        room = s.get(Room, room_id)
-    if integration is None or room is None or not integration.enabled or not room.active:
+    # The integration and the room in one autocommit query through SQLAlchemy Core, made into (detached) model
+    # objects without the ORM's loading: it runs for every change, and the ORM session, query and identity map
+    # cost a worker more than the read itself (issue 9.2).
+    with reader(rt.engine).connect() as conn:
+        row = conn.execute(_CONTEXT, {"integration_id": integration_id, "room_id": room_id}).first()
+    if row is None:
+        return None
+    found = row._mapping
+    integration = Integration.model_construct(**{c.name: found[c.name] for c in _INTEGRATION.c})
+    room = Room.model_construct(**{c.name: found[f"room__{c.name}"] for c in _ROOM.c})
+    if not integration.enabled or not room.active:
         return None
     policy = policy_of(integration)
     if not policy.outlook_to_booking:
@@ -87,7 +104,7 @@ def room_context(rt: Runtime, integration_id: str, room_id: str) -> tuple[Integr
     return integration, policy, room
 
 
-def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent,
+def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: RoomLike, event: OutlookEvent,
                  read_at: datetime) -> None:
     """One event as read from `room`'s calendar at `read_at` (by a hint or by reconciliation)."""
     if event.type == "seriesMaster":
@@ -116,7 +133,7 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
         _handle_locked(rt, integration, policy, room, replace(event, mailbox=room.email), link)
 
 
-def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent,
+def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: RoomLike, event: OutlookEvent,
                    link: LinkState | None, leaving: str | None = None) -> None:
     """`event` (read as the room's e-mail: the rules need to know whose copy this is) under the meeting's lock.
     `leaving`: a room whose copy is no longer live (known to the link), to drop at the same time."""
@@ -136,7 +153,7 @@ def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: 
     subjects.note(rt, integration, policy, event)  # the organiser's subject in the journal, if allowed (issue 10.2)
 
 
-def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) -> None:
+def copy_gone(rt: Runtime, integration: Integration, room: RoomLike, event_id: str) -> None:
     """A room's copy no longer exists: drop that room from the loan, or cancel the loan if it was the last one."""
     found = state.by_copy(rt.engine, room.id, event_id)
     if found is None:
@@ -146,7 +163,7 @@ def copy_gone(rt: Runtime, integration: Integration, room: Room, event_id: str) 
         _room_left_locked(rt, integration, policy_of(integration), room, link, found.ical_uid, None)
 
 
-def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, room: Room, link: LinkState | None,
+def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, room: RoomLike, link: LinkState | None,
                       ical_uid: str, event: OutlookEvent | None) -> None:
     """`room`'s copy is gone, declined or cancelled: it may remove its own room from the loan, nothing more.
     The caller holds the meeting's lock."""
@@ -175,7 +192,7 @@ def _room_left_locked(rt: Runtime, integration: Integration, policy: Policy, roo
     _apply(rt, integration, rooms, link, ical_uid, outcome, None, None, leaving=room.id)
 
 
-def _declined_later(rt: Runtime, integration: Integration, policy: Policy, room: Room, link: LinkState) -> bool:
+def _declined_later(rt: Runtime, integration: Integration, policy: Policy, room: RoomLike, link: LinkState) -> bool:
     """Both sides disagree, said later (issue 11.2): Exchange's booking assistant answers some time after the bridge
     wrote a loan's event, so a room's decline is often seen only when its copy goes (or shows `declined`) on a later
     notification or reconciliation. When the event is the bridge's (the link was born in the booking system), the
@@ -205,8 +222,8 @@ def _declined_later(rt: Runtime, integration: Integration, policy: Policy, room:
     return True
 
 
-def _other_live_copy(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: LinkState, room: Room,
-                     event: OutlookEvent | None) -> tuple[Room, OutlookEvent] | None:
+def _other_live_copy(rt: Runtime, integration: Integration, rooms: dict[str, RoomLike], link: LinkState, room: RoomLike,
+                     event: OutlookEvent | None) -> tuple[RoomLike, OutlookEvent] | None:
     """When the last room the link knows leaves a meeting: a live copy of that meeting in another imported room, found
     through the organiser's copy (its attendees), or None if the meeting holds no other room (it is gone)."""
     organizer = (event.organizer_email if event is not None else None) or link.organizer_email or (
@@ -238,12 +255,36 @@ def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEven
     return original.subject if original is not None else event.subject
 
 
-def _active_rooms(rt: Runtime, integration_id: str) -> dict[str, Room]:
-    with session_scope(rt.engine) as s:
-        return {r.email: r for r in active_rooms(s, integration_id) if r.place_id}
+class RoomLike(Protocol):
+    """What the flow reads of a room: a `Room`, or a row of `_active_rooms`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def mailbox_id(self) -> str: ...
+    @property
+    def place_id(self) -> str | None: ...
+    @property
+    def attributes(self) -> dict[str, Any]: ...
 
 
-def _check_availability(rt: Runtime, integration: Integration, outcome: Outcome, rooms: dict[str, Room],
+_ACTIVE_ROOMS = core_select(_ROOM.c.id, _ROOM.c.email, _ROOM.c.name, _ROOM.c.mailbox_id, _ROOM.c.place_id,
+                            _ROOM.c.attributes).where(_ROOM.c.integration_id == bindparam("integration_id"),
+                                                      _ROOM.c.active.is_(True), _ROOM.c.place_id != "")
+
+
+def _active_rooms(rt: Runtime, integration_id: str) -> dict[str, RoomLike]:
+    """The integration's active rooms that have a place, by e-mail: plain rows read in one autocommit query (ORM
+    objects for every room on every change were ~15 % of a worker's CPU, issue 9.2)."""
+    with reader(rt.engine).connect() as conn:
+        return {r.email: r for r in conn.execute(_ACTIVE_ROOMS, {"integration_id": integration_id})}
+
+
+def _check_availability(rt: Runtime, integration: Integration, outcome: Outcome, rooms: dict[str, RoomLike],
                         link: LinkState | None) -> tuple[Outcome, tuple[str, ...]]:
     """Rule 4 applied; and the rooms an update drops because the booking system has them busy (they decline)."""
     if not isinstance(outcome, DesiredLoan):
@@ -260,7 +301,7 @@ def _check_availability(rt: Runtime, integration: Integration, outcome: Outcome,
     return apply_availability(outcome, by_room, updating), busy
 
 
-def _decline(rt: Runtime, integration: Integration, policy: Policy, room: Room, event_id: str,
+def _decline(rt: Runtime, integration: Integration, policy: Policy, room: RoomLike, event_id: str,
              refusal: Refusal) -> bool:
     """Tell the organiser, as the room would, that the room gets no loan (SPEC §6 "Refusals reach the organiser"):
     the room's copy is declined with the reason. Only for a decision (`declines`), and only with
@@ -273,7 +314,7 @@ def _decline(rt: Runtime, integration: Integration, policy: Policy, room: Room, 
     return True
 
 
-def _apply(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: LinkState | None, ical_uid: str,
+def _apply(rt: Runtime, integration: Integration, rooms: dict[str, RoomLike], link: LinkState | None, ical_uid: str,
            outcome: Outcome, copy: RoomCopy | None, modified_at: datetime | None, leaving: str | None = None,
            busy: tuple[str, ...] = ()) -> None:
     """Perform the decided action on the booking system, then record it.
@@ -340,11 +381,11 @@ def _apply(rt: Runtime, integration: Integration, rooms: dict[str, Room], link: 
         log.debug("nothing to do", ical_uid=ical_uid, why=action.why)
     if after == link and note is None:
         return  # a duplicate hint: nothing learnt, nothing written
-    state.save(rt.engine, integration.id, after, note, ical_uid=ical_uid)
+    state.save(rt.engine, integration.id, after, note, ical_uid=ical_uid, reread=False)
 
 
 def _create_loan(rt: Runtime, integration: Integration, link: LinkState | None, d: DesiredLoan,
-                 rooms: dict[str, Room], copy: RoomCopy | None) -> tuple[LinkState, Loan]:
+                 rooms: dict[str, RoomLike], copy: RoomCopy | None) -> tuple[LinkState, Loan]:
     """Create the meeting's loan under its Idempotency-Key. The create's body and the copy that asked for it are
     recorded first (`LinkState.creating`), so that a job killed after the booking system created the loan finds it
     again (`_recover_create`)."""
@@ -466,7 +507,7 @@ def _outcome_of(integration: Integration, link: LinkState | None, ical_uid: str,
 
 
 def _update_loan(rt: Runtime, integration: Integration, link: LinkState, action: UpdateLoan,
-                 rooms: dict[str, Room], modified_at: datetime | None) -> Loan | None:
+                 rooms: dict[str, RoomLike], modified_at: datetime | None) -> Loan | None:
     """PATCH the loan if the booking system has not changed it since the last sync (If-Match on its version).
 
     If it has, both sides changed: the most recent change wins, a tie goes to the booking system (SPEC §7). Returns
@@ -482,7 +523,7 @@ def _update_loan(rt: Runtime, integration: Integration, link: LinkState, action:
     # Recorded first: a job killed after the PATCH landed must not take it for a change made in the booking system.
     state.save(rt.engine, integration.id, link.writing(Pending(
         "loan_update", datetime.now(UTC), synced=Synced(d.requester.email, d.requester.name, d.start, d.end, d.rooms),
-        outlook_hash=d.fingerprint())))
+        outlook_hash=d.fingerprint())), reread=False)
     try:
         return booking.patch_loan(action.loan_id, patch, if_match=link.booking_version)
     except BookingConflict as e:
@@ -502,7 +543,7 @@ def _update_loan(rt: Runtime, integration: Integration, link: LinkState, action:
     return booking.patch_loan(action.loan_id, patch)
 
 
-def _loan_create(d: DesiredLoan, integration: Integration, rooms: dict[str, Room]) -> LoanCreate:
+def _loan_create(d: DesiredLoan, integration: Integration, rooms: dict[str, RoomLike]) -> LoanCreate:
     return LoanCreate(
         requester=BookingRequester(email=d.requester.email, name=d.requester.name),
         start=d.start,
@@ -514,6 +555,6 @@ def _loan_create(d: DesiredLoan, integration: Integration, rooms: dict[str, Room
     )
 
 
-def _items(d: DesiredLoan, rooms: dict[str, Room]) -> list[LoanItemRef]:
+def _items(d: DesiredLoan, rooms: dict[str, RoomLike]) -> list[LoanItemRef]:
     """The loan's items: the booking system's places of the desired rooms (rooms are imported with a place id)."""
     return [LoanItemRef(id=place_id) for place_id in (rooms[r].place_id for r in d.rooms) if place_id]

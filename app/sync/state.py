@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import select as orm_select
 
 from app.core.link import LinkState, Pending, RoomCopy, Synced
-from app.platform.db import session_scope
+from app.platform.db import reader, session_scope
 from app.platform.metrics import change_written
 from app.platform.models import EventCopy, Link, Room, new_id, utcnow
 from app.sync import journal
@@ -47,14 +47,25 @@ _WITH_COPIES = select(_LINK, _COPY.c.room_id.label("copy_room_id"), _COPY.c.even
     .select_from(_LINK.outerjoin(_COPY.join(_ROOM, _ROOM.c.id == _COPY.c.room_id), _COPY.c.link_id == _LINK.c.id))
 
 
+# Built once (statements built per call were a good part of a worker's SQL cost: construction and cache keys).
+_BY_ID = _WITH_COPIES.where(_LINK.c.id == bindparam("link_id"))
+_BY_MEETING = _WITH_COPIES.where(_LINK.c.integration_id == bindparam("integration_id"),
+                                 _LINK.c.ical_uid == bindparam("ical_uid"))
+_UPDATE_LINK = update(_LINK).where(_LINK.c.id == bindparam("link_id"))
+_INSERT_COPY = insert(_COPY)
+_UPDATE_COPY = update(_COPY).where(_COPY.c.id == bindparam("copy_id"))
+_COPIES_OF = select(_COPY.c.id, _COPY.c.room_id, _COPY.c.event_id, _COPY.c.change_key) \
+    .where(_COPY.c.link_id == bindparam("link_id"))
+
+
 def by_meeting(engine: Engine, integration_id: str, ical_uid: str) -> LinkState | None:
-    with engine.connect() as conn:
-        return _first(_links(conn, _LINK.c.integration_id == integration_id, _LINK.c.ical_uid == ical_uid))
+    with reader(engine).connect() as conn:
+        return _first(_links_of(conn, _BY_MEETING, {"integration_id": integration_id, "ical_uid": ical_uid}))
 
 
 def by_loan(engine: Engine, integration_id: str, loan_id: str, outlook_ref: str | None = None) -> LinkState | None:
     """The link of a loan; for a loan born in Outlook (`outlook_ref`: its meeting's iCalUId) also by its meeting."""
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         found = _first(_links(conn, _LINK.c.integration_id == integration_id, _LINK.c.loan_id == loan_id))
         if found is None and outlook_ref:
             found = _first(_links(conn, _LINK.c.integration_id == integration_id, _LINK.c.ical_uid == outlook_ref))
@@ -65,13 +76,13 @@ def by_copy(engine: Engine, room_id: str, event_id: str) -> LinkState | None:
     """The link a room's copy (its event id in that room's calendar) belongs to."""
     owner = select(_COPY.c.link_id).where(_COPY.c.room_id == room_id, _COPY.c.event_id == event_id) \
         .limit(1).scalar_subquery()
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         return _first(_links(conn, _LINK.c.id == owner))
 
 
 def pending_event_creates(engine: Engine, integration_id: str, organizer: str) -> list[LinkState]:
     """Links of loans whose event `organizer` is creating (`Pending` kind `event_create`), not yet confirmed."""
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         found = _links(conn, _LINK.c.integration_id == integration_id, _LINK.c.state == "creating",
                        _LINK.c.origin == "booking")
     return [link for link in found if (p := link.pending_of("event_create")) is not None and p.organizer == organizer]
@@ -83,8 +94,12 @@ def _first(links: list[LinkState]) -> LinkState | None:
 
 def _links(conn: Connection, *where: Any) -> list[LinkState]:
     """The links matching `where`, each with its copies (sorted by room e-mail), in one query."""
+    return _links_of(conn, _WITH_COPIES.where(*where))
+
+
+def _links_of(conn: Connection, statement: Any, params: dict[str, Any] | None = None) -> list[LinkState]:
     rows: dict[str, list[Any]] = {}
-    for row in conn.execute(_WITH_COPIES.where(*where)):
+    for row in conn.execute(statement, params):
         rows.setdefault(row.id, []).append(row)
     return [_state(group) for group in rows.values()]
 
@@ -122,22 +137,37 @@ def _aware(at: datetime | None) -> datetime | None:
 
 
 def save(engine: Engine, integration_id: str, link: LinkState | None, note: Note | None = None, *,
-         ical_uid: str | None = None, loan_id: str | None = None) -> LinkState | None:
+         ical_uid: str | None = None, loan_id: str | None = None, reread: bool = True) -> LinkState | None:
     """Store `link` (fields and exactly its room copies) and the journal note, in one transaction.
 
-    Returns the stored state (with its id). `ical_uid` / `loan_id` name the change in the journal when there is no
-    link. Callers hold the meeting's lock, so the read-decide-write of one meeting never interleaves.
+    Returns the stored state (with its id), read back in the same transaction; `reread=False` when the caller does
+    not use it (None is returned: one round trip less). `ical_uid` / `loan_id` name the change in the journal when
+    there is no link. Callers hold the meeting's lock, so the read-decide-write of one meeting never interleaves.
     """
-    with session_scope(engine) as s:
-        stored = _write_link(s.connection(), integration_id, link) if link is not None else None
-        if note is not None:
+    journal_ical_uid = link.ical_uid if link is not None else ical_uid
+    journal_loan_id = (link.loan_id if link is not None else None) or loan_id
+    if note is not None and note.status == "error":
+        # An error merges with the change's open error entry (journal.record, through the ORM): rare, kept as it was.
+        with session_scope(engine) as s:
+            stored = _write_link(s.connection(), integration_id, link) if link is not None else None
             journal.record(s, integration_id, note.direction, note.action, note.status, note.message,
-                           ical_uid=link.ical_uid if link is not None else ical_uid,
-                           loan_id=(link.loan_id if link is not None else None) or loan_id, rule=note.rule)
-        result = _first(_links(s.connection(), _LINK.c.id == stored)) if stored is not None else None
+                           ical_uid=journal_ical_uid, loan_id=journal_loan_id, rule=note.rule)
+            result = _by_id(s.connection(), stored) if stored is not None and reread else None
+        return result
+    # The usual path, with SQLAlchemy Core in one transaction (no ORM session: issue 9.2).
+    with engine.begin() as conn:
+        stored = _write_link(conn, integration_id, link) if link is not None else None
+        if note is not None:
+            journal.record_written(conn, integration_id, note.direction, note.action, note.status, note.message,
+                                   ical_uid=journal_ical_uid, loan_id=journal_loan_id, rule=note.rule)
+        result = _by_id(conn, stored) if stored is not None and reread else None
     if note is not None and note.status == "ok" and note.action in WRITES:
         change_written(note.direction)  # the change → other side latency (app/platform/metrics.py)
     return result
+
+
+def _by_id(conn: Connection, link_id: str) -> LinkState | None:
+    return _first(_links_of(conn, _BY_ID, {"link_id": link_id}))
 
 
 def forget(engine: Engine, integration_id: str, link: LinkState) -> None:
@@ -171,7 +201,7 @@ def _write_link(conn: Connection, integration_id: str, link: LinkState) -> str:
         updated_at=now,
     )
     link_id = link.id
-    if link_id and not conn.execute(update(_LINK).where(_LINK.c.id == link_id).values(**values)).rowcount:
+    if link_id and not conn.execute(_UPDATE_LINK, {"link_id": link_id, **values}).rowcount:
         link_id = None  # deleted meanwhile: found by its meeting, or stored anew
     new = False
     if not link_id:
@@ -183,8 +213,7 @@ def _write_link(conn: Connection, integration_id: str, link: LinkState) -> str:
             link_id, new = new_id(), True
             conn.execute(insert(_LINK).values(id=link_id, integration_id=integration_id, origin=link.origin,
                                               created_at=now, **values))
-    existing = {} if new else {r.room_id: r for r in conn.execute(
-        select(_COPY.c.id, _COPY.c.room_id, _COPY.c.event_id, _COPY.c.change_key).where(_COPY.c.link_id == link_id))}
+    existing = {} if new else {r.room_id: r for r in conn.execute(_COPIES_OF, {"link_id": link_id})}
     wanted = {c.room_id: c for c in link.copies}
     gone = [r.id for room_id, r in existing.items() if room_id not in wanted]
     if gone:  # first: a copy's event id may move to another room's row of this link
@@ -192,9 +221,8 @@ def _write_link(conn: Connection, integration_id: str, link: LinkState) -> str:
     for room_id, copy in wanted.items():
         had = existing.get(room_id)
         if had is None:
-            conn.execute(insert(_COPY).values(id=new_id(), link_id=link_id, room_id=room_id, event_id=copy.event_id,
-                                              change_key=copy.change_key))
+            conn.execute(_INSERT_COPY, {"id": new_id(), "link_id": link_id, "room_id": room_id,
+                                        "event_id": copy.event_id, "change_key": copy.change_key})
         elif (had.event_id, had.change_key) != (copy.event_id, copy.change_key):
-            conn.execute(update(_COPY).where(_COPY.c.id == had.id).values(event_id=copy.event_id,
-                                                                          change_key=copy.change_key))
+            conn.execute(_UPDATE_COPY, {"copy_id": had.id, "event_id": copy.event_id, "change_key": copy.change_key})
     return str(link_id)
