@@ -100,6 +100,10 @@ def run_stack(args: argparse.Namespace, stack: str, workdir: Path) -> dict[str, 
                 b_rps, r_rps, b_lat, r_lat, b_cpu, r_cpu = [], [], [], [], [], []
                 serve = bridge.processes[0].pid
                 profiler = Profiler(args.profile, args.profile_mode)
+                idle = {name: _cpu_s(pid) for name, pid in (("bare", bare.pid), ("serve", serve))}
+                time.sleep(2.0)
+                print(f"  {stack} idle, CPU ms per second: bare {(_cpu_s(bare.pid) - idle['bare']) * 500:.1f},"
+                      f" RoomBridge serve {(_cpu_s(serve) - idle['serve']) * 500:.1f}", flush=True)
                 for i in range(args.rounds):
                     got = _measured(bare.pid, bare_url, body, "--conns", str(args.conns), "--seconds",
                                     str(args.seconds))

@@ -241,3 +241,49 @@ def test_queue_unreachable_answers_503_so_graph_retries(tmp_path) -> None:
         assert r.headers["retry-after"]
         assert r.json()["error"]["code"] == "queue_unavailable"
         assert client.get("/readyz").status_code == 503
+
+
+def test_concurrent_cache_misses_share_one_database_read(monkeypatch) -> None:
+    """When a subscription is not (or no longer) cached, the requests in flight for it wait for one read instead of
+    each taking a thread and reading; a read's failure is every waiter's (each answers 503 database)."""
+    import asyncio
+    import threading
+
+    from app.web import intake
+
+    class FakeRuntime:  # weakly referenced by the cache registry, like a Runtime
+        pass
+
+    rt = FakeRuntime()
+    reads: list[set[str]] = []
+    release = threading.Event()
+    fail = False
+
+    def slow_read(_rt, missing: set[str]):
+        reads.append(set(missing))
+        release.wait(30)
+        if fail:
+            raise RuntimeError("database down")
+        return {sid: (intake.Target("i", "r"), "d") for sid in missing}
+
+    monkeypatch.setattr(intake, "_read_missing", slow_read)
+
+    async def burst() -> list:
+        calls = [asyncio.ensure_future(intake._read_missing_async(rt, {"sub-1"})) for _ in range(10)]
+        calls.append(asyncio.ensure_future(intake._read_missing_async(rt, {"sub-1", "sub-2"})))
+        while len(reads) < 2:  # the first read, then the one for sub-2 only
+            await asyncio.sleep(0.01)
+        release.set()
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    got = asyncio.run(burst())
+    assert reads == [{"sub-1"}, {"sub-2"}]
+    assert all(g == {"sub-1": (intake.Target("i", "r"), "d")} for g in got[:10])
+    assert set(got[10]) == {"sub-1", "sub-2"}
+    assert not intake.cache_of(rt).inflight  # nothing left under way
+
+    reads.clear()
+    release.clear()
+    fail = True
+    got = asyncio.run(burst())
+    assert len(reads) == 2 and all(isinstance(g, RuntimeError) for g in got)

@@ -26,7 +26,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
@@ -121,6 +122,8 @@ class SubscriptionCache:
         self.ttl_s = ttl_s
         self._known: dict[str, _Known] = {}
         self._guard = threading.Lock()
+        # The reads under way (`_read_missing_async`), by subscription id; used from the event loop only.
+        self.inflight: dict[str, asyncio.Future[dict[str, tuple[Target, str]]]] = {}
 
     def get(self, ids: set[str]) -> tuple[dict[str, _Known], set[str]]:
         """(fresh entries, ids to read from the database)."""
@@ -168,16 +171,17 @@ def cache_of(rt: Runtime) -> SubscriptionCache:
 
 
 def read_active(session: Session, ids: set[str]) -> dict[str, tuple[Target, str]]:
-    """The named subscriptions that are active with their integration enabled: (target, clientState digest)."""
+    """The named subscriptions that are active with their integration enabled: (target, clientState digest). Read as
+    plain columns (SQLAlchemy Core): no ORM objects are built for a lookup."""
     if not ids:
         return {}
-    rows = session.exec(
-        select(Subscription, Integration.enabled)
+    rows = session.connection().execute(
+        sa_select(col(Subscription.id), col(Subscription.integration_id), col(Subscription.room_id),
+                  col(Subscription.client_state_digest))
         .join(Integration, col(Integration.id) == col(Subscription.integration_id))
-        .where(col(Subscription.id).in_(ids))
+        .where(col(Subscription.id).in_(ids), col(Subscription.status) == "active", col(Integration.enabled))
     ).all()
-    return {sub.id: (Target(sub.integration_id, sub.room_id), sub.client_state_digest)
-            for sub, enabled in rows if enabled and sub.status == "active"}
+    return {sid: (Target(integration_id, room_id), digest) for sid, integration_id, room_id, digest in rows}
 
 
 def _accept(items: list[ChangeNotification],
@@ -209,6 +213,38 @@ def _read_missing(rt: Runtime, missing: set[str]) -> dict[str, tuple[Target, str
         rows = read_active(session, missing)
     cache_of(rt).put(rows, missing)
     return rows
+
+
+async def _read_missing_async(rt: Runtime, missing: set[str]) -> dict[str, tuple[Target, str]]:
+    """`_read_missing` in the thread pool, once for concurrent requests: when a cached subscription expires under load,
+    the requests in flight for it wait for the one read already under way instead of each reading (and hopping)."""
+    cache = cache_of(rt)
+    loop = asyncio.get_running_loop()
+    inflight = cache.inflight
+    waits: set[asyncio.Future[dict[str, tuple[Target, str]]]] = set()
+    mine: set[str] = set()
+    for sid in missing:
+        read = inflight.get(sid)
+        if read is not None and read.get_loop() is loop:
+            waits.add(read)
+        else:
+            mine.add(sid)
+    if mine:
+        read = asyncio.ensure_future(run_in_threadpool(_read_missing, rt, mine))
+        for sid in mine:
+            inflight[sid] = read
+
+        def done(_: object, ids: set[str] = mine, this: asyncio.Future[dict[str, tuple[Target, str]]] = read) -> None:
+            for sid in ids:
+                if inflight.get(sid) is this:
+                    del inflight[sid]
+
+        read.add_done_callback(done)
+        waits.add(read)
+    found: dict[str, tuple[Target, str]] = {}
+    for read in waits:
+        found.update(await asyncio.shield(read))  # a read's error (database down) is every waiter's: 503
+    return {sid: found[sid] for sid in missing if sid in found}
 
 
 def _lookup_and_enqueue(rt: Runtime, kind: str, items: list[ChangeNotification],
@@ -253,13 +289,12 @@ async def _intake(request: Request, kind: str) -> Response:
     checked = [i for i in items if well_formed(i, kind)]
     known, missing = _cached_lookup(rt, checked)
     queue: AsyncQueue | None = getattr(request.app.state, "async_queue", None) if rt.redis is not None else None
-    # Embedded: the queue is memory, so a request the cache answers runs whole on the loop (no thread-pool hop).
-    # With Redis: the hint claims and enqueues run on the loop too (redis.asyncio, one round trip each); only a
-    # cache miss takes a hop (the database read).
+    # Embedded: the queue is memory, so a request runs whole on the loop but for a cache miss's database read (in the
+    # thread pool, one at a time per subscription). With Redis: the hint claims and enqueues run on the loop too.
     try:
         if queue is not None:
             if missing:
-                known = {**known, **await run_in_threadpool(_read_missing, rt, missing)}
+                known = {**known, **await _read_missing_async(rt, missing)}
             accepted = _accept(checked, known)
             if accepted:
                 jobs, hints = _plan(kind, accepted)
@@ -270,11 +305,13 @@ async def _intake(request: Request, kind: str) -> Response:
                 if jobs or hints:
                     # Shielded: a cancelled request must not leave a claimed hint without its job.
                     await asyncio.shield(_enqueue_async(queue, rt, jobs, hints, accepted))
-        elif missing:
-            accepted = await run_in_threadpool(_lookup_and_enqueue, rt, kind, checked, known, missing)
-        elif rt.redis is None:
-            accepted = _lookup_and_enqueue(rt, kind, checked, known, missing)
-        else:
+        elif rt.redis is None:  # embedded: the in-process queue is memory
+            if missing:
+                known = {**known, **await _read_missing_async(rt, missing)}
+            accepted = _lookup_and_enqueue(rt, kind, checked, known, set())
+        else:  # Redis without the event loop's client (not built by this app's lifespan): the thread pool
+            if missing:
+                known = {**known, **await _read_missing_async(rt, missing)}
             accepted = _accept(checked, known)
             if accepted:
                 await run_in_threadpool(_enqueue_all, kind, accepted)
