@@ -74,9 +74,11 @@ def validation_response(request: Request) -> Response | None:
 async def _read_body(request: Request) -> bytes:
     """`common.read_body` (413 over `MAX_BODY_BYTES`, declared or streamed), reading the ASGI messages directly:
     `Request.stream` is an async generator, which the event loop tracks in a weak set (~4 µs a request here)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+    for name, value in request.scope["headers"]:  # the raw list: no `Headers` built
+        if name == b"content-length":
+            if value.isdigit() and int(value) > MAX_BODY_BYTES:
+                raise ApiError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+            break
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -110,8 +112,7 @@ _NO_DIGEST = "0" * 64
 
 @dataclass(frozen=True)
 class _Known:
-    target: Target
-    digest: str  # the subscription's clientState digest
+    entry: tuple[Target, str]  # the subscription's target and clientState digest
     until: float  # time.monotonic() after which it is read again
 
 
@@ -125,15 +126,15 @@ class SubscriptionCache:
         # The reads under way (`_read_missing_async`), by subscription id; used from the event loop only.
         self.inflight: dict[str, asyncio.Future[dict[str, tuple[Target, str]]]] = {}
 
-    def get(self, ids: set[str]) -> tuple[dict[str, _Known], set[str]]:
-        """(fresh entries, ids to read from the database)."""
+    def get(self, ids: set[str]) -> tuple[dict[str, tuple[Target, str]], set[str]]:
+        """(fresh entries: target and clientState digest by id, ids to read from the database)."""
         now = time.monotonic()
-        found: dict[str, _Known] = {}
+        found: dict[str, tuple[Target, str]] = {}
         missing: set[str] = set()
         for sid in ids:
             known = self._known.get(sid)
             if known is not None and known.until > now:
-                found[sid] = known
+                found[sid] = known.entry
             else:
                 missing.add(sid)
         return found, missing
@@ -149,8 +150,8 @@ class SubscriptionCache:
                 self._known = {k: v for k, v in self._known.items() if v.until > now}
                 if len(self._known) + len(rows) > CACHE_MAX:
                     self._known.clear()
-            for sid, (target, digest) in rows.items():
-                self._known[sid] = _Known(target, digest, until)
+            for sid, entry in rows.items():
+                self._known[sid] = _Known(entry, until)
 
     def clear(self) -> None:
         with self._guard:
@@ -204,8 +205,7 @@ def accepted_items(session: Session, items: list[ChangeNotification]) -> list[tu
 
 def _cached_lookup(rt: Runtime, items: list[ChangeNotification],
                    ) -> tuple[dict[str, tuple[Target, str]], set[str]]:
-    found, missing = cache_of(rt).get({i.subscription_id for i in items})
-    return {sid: (k.target, k.digest) for sid, k in found.items()}, missing
+    return cache_of(rt).get({i.subscription_id for i in items})
 
 
 def _read_missing(rt: Runtime, missing: set[str]) -> dict[str, tuple[Target, str]]:
@@ -276,9 +276,10 @@ class _NotEnqueued(Exception):
 
 async def _intake(request: Request, kind: str) -> Response:
     """Database or queue unreachable → 503 + Retry-After (`answer_outages` on the routes below), so Graph retries."""
-    handshake = validation_response(request)
-    if handshake is not None:
-        return handshake
+    if request.scope.get("query_string"):  # a notification has no query
+        handshake = validation_response(request)
+        if handshake is not None:
+            return handshake
     body = await _read_body(request)
     try:
         items, malformed = parse_batch(body)
