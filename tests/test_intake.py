@@ -277,7 +277,7 @@ def test_concurrent_cache_misses_share_one_database_read(monkeypatch) -> None:
         return await asyncio.gather(*calls, return_exceptions=True)
 
     got = asyncio.run(burst())
-    assert reads == [{"sub-1"}, {"sub-2"}]
+    assert sorted(map(sorted, reads)) == [["sub-1"], ["sub-2"]]  # two reads, in either order (two threads)
     assert all(g == {"sub-1": (intake.Target("i", "r"), "d")} for g in got[:10])
     assert set(got[10]) == {"sub-1", "sub-2"}
     assert not intake.cache_of(rt).inflight  # nothing left under way
@@ -287,3 +287,44 @@ def test_concurrent_cache_misses_share_one_database_read(monkeypatch) -> None:
     fail = True
     got = asyncio.run(burst())
     assert len(reads) == 2 and all(isinstance(g, RuntimeError) for g in got)
+
+
+def test_an_entry_about_to_end_is_still_used_and_read_again_once_in_the_background(monkeypatch) -> None:
+    import asyncio
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from app.web import intake
+
+    class FakeRuntime:
+        pass
+
+    rt = FakeRuntime()
+    cache = intake.cache_of(rt)
+    entry = (intake.Target("i", "r"), "d")
+    cache._known["sub-1"] = intake._Known(entry, time.monotonic() + 0.5)  # ends within REFRESH_AHEAD_S
+    reads: list[set[str]] = []
+    release = threading.Event()
+
+    def read(_rt, missing: set[str]):
+        reads.append(set(missing))
+        release.wait(30)
+        rows = {sid: entry for sid in missing}
+        cache.put(rows, missing)
+        return rows
+
+    monkeypatch.setattr(intake, "_read_missing", read)
+    item = SimpleNamespace(subscription_id="sub-1")
+
+    async def scenario() -> None:
+        for _ in range(5):  # served from the cache, no request waits; one read under way
+            assert intake._cached_lookup(rt, [item]) == ({"sub-1": entry}, set())
+            await asyncio.sleep(0.01)
+        release.set()
+        while cache.inflight:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert reads == [{"sub-1"}]
+    assert cache._known["sub-1"].until > time.monotonic() + intake.REFRESH_AHEAD_S  # read again: a full TTL ahead

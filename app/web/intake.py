@@ -106,6 +106,9 @@ def well_formed(item: ChangeNotification, kind: str) -> bool:
 
 
 CACHE_TTL_S = 5.0  # the bound on how long another process's change to a subscription takes to be seen here
+# An entry this close to its end is still used, and read again in the background (one read, awaited by no request):
+# under a steady flow of notifications no request waits for the periodic re-read.
+REFRESH_AHEAD_S = 1.0
 CACHE_MAX = 50_000  # entries (one per active subscription: a 10,000-room tenant fits)
 _NO_DIGEST = "0" * 64
 
@@ -128,16 +131,25 @@ class SubscriptionCache:
 
     def get(self, ids: set[str]) -> tuple[dict[str, tuple[Target, str]], set[str]]:
         """(fresh entries: target and clientState digest by id, ids to read from the database)."""
+        found, missing, _ = self.lookup(ids)
+        return found, missing
+
+    def lookup(self, ids: set[str]) -> tuple[dict[str, tuple[Target, str]], set[str], set[str]]:
+        """`get`, and the ids of the fresh entries that end within `REFRESH_AHEAD_S` (to read again soon)."""
         now = time.monotonic()
+        soon = now + min(REFRESH_AHEAD_S, self.ttl_s / 2)
         found: dict[str, tuple[Target, str]] = {}
         missing: set[str] = set()
+        ending: set[str] = set()
         for sid in ids:
             known = self._known.get(sid)
             if known is not None and known.until > now:
                 found[sid] = known.entry
+                if known.until <= soon:
+                    ending.add(sid)
             else:
                 missing.add(sid)
-        return found, missing
+        return found, missing, ending
 
     def put(self, rows: dict[str, tuple[Target, str]], read: set[str]) -> None:
         """What a read of the ids `read` found: `rows` are the active ones; the others are forgotten."""
@@ -205,7 +217,35 @@ def accepted_items(session: Session, items: list[ChangeNotification]) -> list[tu
 
 def _cached_lookup(rt: Runtime, items: list[ChangeNotification],
                    ) -> tuple[dict[str, tuple[Target, str]], set[str]]:
-    return cache_of(rt).get({i.subscription_id for i in items})
+    cache = cache_of(rt)
+    found, missing, ending = cache.lookup({i.subscription_id for i in items})
+    if ending:
+        _refresh_soon(rt, cache, ending)
+    return found, missing
+
+
+def _refresh_soon(rt: Runtime, cache: SubscriptionCache, ids: set[str]) -> None:
+    """Read `ids` again in the background (those not being read already); a failure is logged, not raised: the
+    entries then end, and the next request reads them itself (503 if the database is still down)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # not on an event loop (a thread-pool caller): the entries are read again when they end
+    todo = {sid for sid in ids if sid not in cache.inflight or cache.inflight[sid].get_loop() is not loop}
+    if not todo:
+        return
+    task = asyncio.ensure_future(_read_missing_async(rt, todo))
+    _background.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(_background_read_done)
+
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _background_read_done(task: asyncio.Future[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("subscription cache refresh failed", error=type(task.exception()).__name__)
 
 
 def _read_missing(rt: Runtime, missing: set[str]) -> dict[str, tuple[Target, str]]:
