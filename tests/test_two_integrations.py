@@ -106,3 +106,24 @@ def test_two_integrations_side_by_side_stay_apart(two: SimpleNamespace) -> None:
         by = {(sub.integration_id, sub.status) for sub in s.exec(select(Subscription)).all()}
         assert by == {(two.a_id, "removed"), (two.b_id, "active")}
         assert s.get(Integration, two.b_id).enabled
+
+
+def test_a_room_of_another_integration_is_no_context_for_a_change(database_url: str) -> None:
+    """A job names its integration and its room: a room that belongs to another integration is not handled with the
+    first one's settings (the one query that reads both joins them)."""
+    from app.platform.db import make_engine
+    from app.sync.outlook_to_booking import room_context
+    from tests.helpers import seed_subscription
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        a, room_a, _ = seed_subscription(engine, subscription_id="sub-a")
+        b, room_b, _ = seed_subscription(engine, subscription_id="sub-b")
+        rt = SimpleNamespace(engine=engine)
+        found = room_context(rt, a.id, room_a.id)  # type: ignore[arg-type]
+        assert found is not None and found[0].id == a.id and found[2].id == room_a.id
+        assert room_context(rt, a.id, room_b.id) is None  # type: ignore[arg-type]
+        assert room_context(rt, b.id, room_a.id) is None  # type: ignore[arg-type]
+    finally:
+        engine.dispose()

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from sqlalchemy import bindparam, true
+from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 
 from app.adapters.booking.client import BookingConflict, BookingError
@@ -81,7 +81,7 @@ def process_room_event(rt: Runtime, integration_id: str, room_id: str, event_id:
 _INTEGRATION = Integration.__table__  # type: ignore[attr-defined]
 _ROOM = Room.__table__  # type: ignore[attr-defined]
 _CONTEXT = core_select(_INTEGRATION, *[c.label(f"room__{c.name}") for c in _ROOM.c]) \
-    .select_from(_INTEGRATION.join(_ROOM, true())) \
+    .select_from(_INTEGRATION.join(_ROOM, _ROOM.c.integration_id == _INTEGRATION.c.id)) \
     .where(_INTEGRATION.c.id == bindparam("integration_id"), _ROOM.c.id == bindparam("room_id"))
 
 
