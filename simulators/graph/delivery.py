@@ -25,6 +25,7 @@ from simulators.graph.stats import GraphStats
 DELIVERY_TIMEOUT_S = 3.0  # Graph counts a delivery as failed if the endpoint doesn't answer 2xx within 3 s
 DEFAULT_MAX_ATTEMPTS = 3  # Graph retries for hours; a few attempts are enough to exercise the receiver
 RETRY_BACKOFF_S = 0.2  # doubled at each attempt
+HOLD_POLL_S = 0.05  # while notifications are held, how often the sender looks whether they were let go
 
 
 @dataclass
@@ -36,6 +37,9 @@ class DeliveryFaults:
     reorder_window: float = 0.0  # > 0: notifications queued within this many seconds are sent newest first
     spurious_updated: bool = False  # follow every `created` with an `updated` for the same event
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # True: change notifications are queued but not sent until it is False again (lifecycle ones still go), so a
+    # test can make several changes "at once" whatever the machine's load, and choose what the bridge hears first.
+    held: bool = False
 
 
 @dataclass(order=True)
@@ -118,12 +122,15 @@ class Delivery:
         with httpx.Client(verify=self.verify, timeout=DELIVERY_TIMEOUT_S) as client:
             while True:
                 with self._cond:
-                    while self._running and (not self._queue or self._queue[0].due > time.monotonic()):
-                        wait = self._queue[0].due - time.monotonic() if self._queue else None
-                        self._cond.wait(wait)
+                    while self._running and (self._next_due() is None or self._next_due() > time.monotonic()):
+                        due = self._next_due()
+                        if self.faults.held and any(not p.lifecycle for p in self._queue):
+                            due = min(due, time.monotonic() + HOLD_POLL_S) if due is not None \
+                                else time.monotonic() + HOLD_POLL_S  # held: look again shortly
+                        self._cond.wait(due - time.monotonic() if due is not None else None)
                     if not self._running:
                         return
-                    post = heapq.heappop(self._queue)
+                    post = self._pop_next()
                     self._sending += 1
                 delivered = self._send(client, post)
                 with self._cond:
@@ -134,6 +141,20 @@ class Delivery:
                     elif not delivered:
                         self.stats.add("notifications_failed")
                     self._cond.notify_all()
+
+    def _next_due(self) -> float | None:
+        """When the next sendable notification is due (None: nothing to send; held change notifications wait)."""
+        if not self.faults.held:
+            return self._queue[0].due if self._queue else None
+        return min((p.due for p in self._queue if p.lifecycle), default=None)
+
+    def _pop_next(self) -> _Post:
+        if not self.faults.held:
+            return heapq.heappop(self._queue)
+        post = min(p for p in self._queue if p.lifecycle)
+        self._queue.remove(post)
+        heapq.heapify(self._queue)
+        return post
 
     def _send(self, client: httpx.Client, post: _Post) -> bool:
         try:
