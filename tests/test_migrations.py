@@ -29,6 +29,23 @@ def _drift(url: str) -> list:
         engine.dispose()
 
 
+def _seed_integration_and_room(engine) -> None:  # type: ignore[no-untyped-def]
+    """Integration 'i1' and its room 'r1', in the columns of revision 0001 (every later one keeps them)."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO integration (id, name, enabled, tenant_domain, extra_domains, tenant_id, client_id, "
+            "client_secret_enc, booking_base_url, booking_api_key_enc, hook_secret_enc, default_store_id, "
+            "ignore_tags, block_minutes, horizon_days, direction, private_events, exclude_subjects, "
+            "show_pending_as_tentative, created_at, updated_at) VALUES ('i1', 'n', true, 'contoso.com', '[]', "
+            "'t', 'c', 'x', 'https://b', 'x', 'x', 's', '[]', 15, 180, 'both', 'sync_hidden', '[]', true, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO room (id, integration_id, email, name, mailbox_id, active, attributes, "
+                          "updated_at) VALUES ('r1', 'i1', 'a@contoso.com', 'A', 'm', true, '{}', "
+                          "CURRENT_TIMESTAMP)"))
+
+
 def test_upgrade_downgrade_upgrade_leaves_the_models_schema(database_url: str) -> None:
     upgrade(database_url)
     assert _tables(database_url) == set(SQLModel.metadata.tables)
@@ -52,17 +69,7 @@ def test_upgrade_keeps_existing_rows(database_url: str) -> None:
     upgrade(database_url, "0001")
     engine = make_engine(database_url)
     try:
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO integration (id, name, enabled, tenant_domain, extra_domains, tenant_id, client_id, "
-                "client_secret_enc, booking_base_url, booking_api_key_enc, hook_secret_enc, default_store_id, "
-                "ignore_tags, block_minutes, horizon_days, direction, private_events, exclude_subjects, "
-                "show_pending_as_tentative, created_at, updated_at) VALUES ('i1', 'n', true, 'contoso.com', '[]', "
-                "'t', 'c', 'x', 'https://b', 'x', 'x', 's', '[]', 15, 180, 'both', 'sync_hidden', '[]', true, "
-                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-            conn.execute(text("INSERT INTO room (id, integration_id, email, name, mailbox_id, active, attributes, "
-                              "updated_at) VALUES ('r1', 'i1', 'a@contoso.com', 'A', 'm', true, '{}', "
-                              "CURRENT_TIMESTAMP)"))
+        _seed_integration_and_room(engine)
         upgrade(database_url)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT polling FROM room WHERE id = 'r1'")).scalar() in (False, 0)
@@ -126,17 +133,7 @@ def test_downgrade_through_batch_operations_keeps_the_rows_that_reference_the_ta
     upgrade(database_url, "0008")
     engine = make_engine(database_url)
     try:
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO integration (id, name, enabled, tenant_domain, extra_domains, tenant_id, client_id, "
-                "client_secret_enc, booking_base_url, booking_api_key_enc, hook_secret_enc, default_store_id, "
-                "ignore_tags, block_minutes, horizon_days, direction, private_events, exclude_subjects, "
-                "show_pending_as_tentative, created_at, updated_at) VALUES ('i1', 'n', true, 'contoso.com', '[]', "
-                "'t', 'c', 'x', 'https://b', 'x', 'x', 's', '[]', 15, 180, 'both', 'sync_hidden', '[]', true, "
-                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-            conn.execute(text("INSERT INTO room (id, integration_id, email, name, mailbox_id, active, attributes, "
-                              "updated_at) VALUES ('r1', 'i1', 'a@contoso.com', 'A', 'm', true, '{}', "
-                              "CURRENT_TIMESTAMP)"))
+        _seed_integration_and_room(engine)
         upgrade(database_url)
         downgrade(database_url, "0008")
         with engine.connect() as conn:
