@@ -40,14 +40,16 @@ def prefix(redis_url: str) -> str:
 
 @pytest.mark.redis
 def test_a_held_lock_outlives_its_ttl_and_nobody_else_gets_it(client: redis.Redis, prefix: str) -> None:
-    locks = RedisLocks(client, prefix, ttl_s=1, wait_s=5)
-    other = RedisLocks(client, prefix, ttl_s=1, wait_s=0.05)
+    # A TTL of seconds, not fractions: the renewing thread must get the CPU within TTL/3 on a loaded machine (with
+    # 0.6 s, load 17 on 2 cores once starved it long enough to lose a lock).
+    locks = RedisLocks(client, prefix, ttl_s=3, wait_s=5)
+    other = RedisLocks(client, prefix, ttl_s=3, wait_s=0.05)
     key = prefix + "meeting-1"
     with locks.hold("meeting-1") as held:
         started = time.monotonic()
         ttls: list[int] = []
         refused = 0
-        while time.monotonic() - started < 3:  # three TTLs
+        while time.monotonic() - started < 7.5:  # two and a half TTLs
             with pytest.raises(LockTimeout):
                 with other.hold("meeting-1"):
                     pass
@@ -55,7 +57,7 @@ def test_a_held_lock_outlives_its_ttl_and_nobody_else_gets_it(client: redis.Redi
             ttls.append(client.pttl(key))
             held.check()
         # The key never expired: every reading had a TTL, and past the first TTL it was still there (renewed).
-        assert refused > 5 and all(0 < t <= 1000 for t in ttls), ttls
+        assert refused > 5 and all(0 < t <= 3000 for t in ttls), ttls
         assert client.exists(key)
     assert not client.exists(key)  # released on leaving
     with other.hold("meeting-1"):  # free for the next holder at once
@@ -111,13 +113,13 @@ def test_a_busy_lock_times_out(client: redis.Redis, prefix: str) -> None:
 
 @pytest.mark.redis
 def test_one_thread_renews_every_held_lock(client: redis.Redis, prefix: str) -> None:
-    locks = RedisLocks(client, prefix, ttl_s=0.6, wait_s=1)
+    locks = RedisLocks(client, prefix, ttl_s=3, wait_s=1)  # seconds: see the test above
     before = set(threading.enumerate())  # other tests' renewers may still be ending
     with ExitStack() as stack:
         helds = [stack.enter_context(locks.hold(f"meeting-many-{i}")) for i in range(5)]
         renewers = [t for t in set(threading.enumerate()) - before if t.name.startswith("lock-renew")]
         assert len(renewers) == 1, [t.name for t in renewers]
-        time.sleep(1.5)  # well past the TTL: each was renewed by that one thread
+        time.sleep(7.5)  # the scenario: held for two and a half TTLs, each renewed by that one thread
         for i, held in enumerate(helds):
             held.check()
             assert client.exists(prefix + f"meeting-many-{i}")
