@@ -39,7 +39,15 @@ class LockLost(LockTimeout):
 
 class WriteInFlight(LockTimeout):
     """Another job's write to this meeting is in flight (recorded before it was sent, not yet confirmed): wait for it
-    and retry, as for a busy lock (the failure policy counts it as a wait, not a failure)."""
+    and retry, as for a busy lock (the failure policy counts it as a wait, not a failure).
+
+    `loan_id`: the loan whose job is writing. The writing job may have died with its retry lost (an embedded
+    process killed), so whoever waits runs that loan's job again (idempotent: the write is replayed under its
+    key) instead of waiting for the pending write to go stale."""
+
+    def __init__(self, message: str, loan_id: str | None = None) -> None:
+        super().__init__(message)
+        self.loan_id = loan_id
 
 
 class Held:

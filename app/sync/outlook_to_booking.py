@@ -416,7 +416,7 @@ def _recover(rt: Runtime, integration: Integration, link: LinkState | None) -> L
     if pending.kind in ("event_update", "event_create"):
         # The booking side is writing this meeting's event: until its job records the write, a copy showing the old
         # state (or the cancelled copy of a room it took off) is not the organiser's change. Its job is retried.
-        raise WriteInFlight(f"the event of loan {link.loan_id} is being written")
+        raise WriteInFlight(f"the event of loan {link.loan_id} is being written", loan_id=link.loan_id)
     return _recover_update(rt, integration, link, pending)
 
 
@@ -446,14 +446,16 @@ def _check_own_create(rt: Runtime, integration: Integration, event: OutlookEvent
     `transactionId` on the organiser's copy; read only while such a create is unconfirmed."""
     organizer = (event.organizer_email or "").lower()
     now = datetime.now(UTC)
-    creating = [p for link in state.pending_event_creates(rt.engine, integration.id, organizer)
-                if (p := link.pending) is not None and not p.stale(now, PENDING_GRACE)]
+    creating = {p.transaction_id: link.loan_id for link in state.pending_event_creates(rt.engine, integration.id,
+                                                                                         organizer)
+                if (p := link.pending) is not None and not p.stale(now, PENDING_GRACE)}
     if not creating:
         return
     graph = rt.graph(integration)
     original = rt.graph_call(organizer, graph.find_event_by_ical_uid(organizer, event.ical_uid))
-    if original is not None and original.transaction_id in {p.transaction_id for p in creating}:
-        raise WriteInFlight(f"the event {event.ical_uid} is being created from a loan")
+    if original is not None and original.transaction_id in creating:
+        raise WriteInFlight(f"the event {event.ical_uid} is being created from a loan",
+                            loan_id=creating[original.transaction_id])
 
 
 def _recover_create(rt: Runtime, integration: Integration, link: LinkState) -> LinkState | None:

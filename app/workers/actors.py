@@ -18,6 +18,7 @@ from dramatiq.middleware import CurrentMessage
 from app.core.followups import FollowUp, ReconcileRoom, RenewLater
 from app.core.graph import GraphRoom
 from app.platform import hints
+from app.platform.locks import WriteInFlight
 from app.platform.logging import get_logger
 from app.sync import booking_to_outlook, outlook_to_booking, reconcile, rooms, subscriptions
 from app.sync.runtime import current
@@ -42,7 +43,14 @@ def _options(journal_by: str, journal_direction: str) -> dict[str, Any]:
 def process_room_event(integration_id: str, room_id: str, event_id: str, change_type: str) -> None:
     # Hints arriving from now on get a job of their own: this one may read Graph before their change.
     current().hints.release(hints.key(room_id, event_id))
-    outlook_to_booking.process_room_event(current(), integration_id, room_id, event_id)
+    try:
+        outlook_to_booking.process_room_event(current(), integration_id, room_id, event_id)
+    except WriteInFlight as e:
+        if e.loan_id:
+            # The loan's job writing this meeting's event may be gone with its retry: run it again (coalesced with
+            # one already pending; the write is replayed under its key). This job waits and comes back after it.
+            send_loan_hint(integration_id, e.loan_id)
+        raise
 
 
 @dramatiq.actor(queue_name="admin", **_options("integration_id", rooms.DIRECTION))

@@ -132,3 +132,26 @@ def test_a_killed_event_create_replayed_after_the_loan_moved_shows_the_move(worl
     assert atlas is not None and (atlas.start, atlas.end) == (at(11), at(12))
     assert [ln.id for ln in active_loans(world)] == [loan_id]
     assert_quiet(world)
+
+
+def test_a_killed_event_create_whose_retry_is_lost_is_finished_by_the_room_copys_job(world: World) -> None:
+    """Found by the convergence test exploring 1,500 examples: the booking job died after Graph created the event and
+    its retry was lost (an embedded process killed with its in-memory queue). The rooms' copies waited for a write
+    nobody would finish (`WriteInFlight`, until the record went stale 10 minutes later, when they looked like a new
+    meeting refused as busy). The waiting job now runs the loan's job again, which replays the create under its
+    transactionId and links the event."""
+    world.graph.faults.kill_after_next_write()
+    loan_id = world.loan("alice", ["atlas", "boreal"], at(9), at(10))
+    world.deliver(0)  # Graph created the event; the job dies before the link knows its iCalUId
+    world.collect()
+    world.jobs[:] = [job for job in world.jobs if job.kind == "note"]  # the retry is lost; the copies' notes remain
+    assert world.jobs
+    world.settle()
+    assert [ln.id for ln in active_loans(world)] == [loan_id]
+    assert len(world.booking.store.loans) == 1
+    [event] = world.graph.events("alice@contoso.com")
+    assert not event.is_cancelled
+    [link] = world.links()
+    assert (link.loan_id, link.ical_uid, link.state) == (loan_id, event.ical_uid, "active")
+    assert statuses(world) == ["ok"], world.journal()
+    assert_quiet(world)

@@ -157,6 +157,9 @@ class World:
             self.failures.append((job or Job("reconcile", ()), type(e).__name__))
             if job is not None:
                 self.jobs.append(job)
+            nudge = Job("hook", (e.loan_id,)) if isinstance(e, WriteInFlight) and e.loan_id else None
+            if job is not None and job.kind == "note" and nudge is not None and nudge not in self.jobs:
+                self.jobs.insert(len(self.jobs) - 1, nudge)  # as workers.actors.process_room_event does
             return False
 
     def settle(self, max_jobs: int = 2000) -> None:
