@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
@@ -104,7 +104,7 @@ def room_context(rt: Runtime, integration_id: str, room_id: str) -> tuple[Integr
     return integration, policy, room
 
 
-def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: RoomLike, event: OutlookEvent,
+def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent,
                  read_at: datetime) -> None:
     """One event as read from `room`'s calendar at `read_at` (by a hint or by reconciliation)."""
     if event.type == "seriesMaster":
@@ -133,7 +133,7 @@ def handle_event(rt: Runtime, integration: Integration, policy: Policy, room: Ro
         _handle_locked(rt, integration, policy, room, replace(event, mailbox=room.email), link)
 
 
-def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: RoomLike, event: OutlookEvent,
+def _handle_locked(rt: Runtime, integration: Integration, policy: Policy, room: Room, event: OutlookEvent,
                    link: LinkState | None, leaving: str | None = None) -> None:
     """`event` (read as the room's e-mail: the rules need to know whose copy this is) under the meeting's lock.
     `leaving`: a room whose copy is no longer live (known to the link), to drop at the same time."""
@@ -223,7 +223,7 @@ def _declined_later(rt: Runtime, integration: Integration, policy: Policy, room:
 
 
 def _other_live_copy(rt: Runtime, integration: Integration, rooms: dict[str, RoomLike], link: LinkState, room: RoomLike,
-                     event: OutlookEvent | None) -> tuple[RoomLike, OutlookEvent] | None:
+                     event: OutlookEvent | None) -> tuple[Room, OutlookEvent] | None:
     """When the last room the link knows leaves a meeting: a live copy of that meeting in another imported room, found
     through the organiser's copy (its attendees), or None if the meeting holds no other room (it is gone)."""
     organizer = (event.organizer_email if event is not None else None) or link.organizer_email or (
@@ -239,8 +239,8 @@ def _other_live_copy(rt: Runtime, integration: Integration, rooms: dict[str, Roo
         if other is None or other.id == room.id or attendee.response == "declined":
             continue
         copy = rt.graph_call(other.mailbox_id, graph.find_event_by_ical_uid(other.mailbox_id, link.ical_uid))
-        if copy is not None and holds_live_copy(copy):
-            return other, copy
+        if copy is not None and holds_live_copy(copy) and (found := _room(rt, other.id)) is not None:
+            return found, copy  # the whole room: its copy is handled next, by its own time zone and hours
     return None
 
 
@@ -256,7 +256,8 @@ def _organiser_subject(rt: Runtime, integration: Integration, event: OutlookEven
 
 
 class RoomLike(Protocol):
-    """What the flow reads of a room: a `Room`, or a row of `_active_rooms`."""
+    """What the flow reads of a room: a `Room`, or a row of `_active_rooms` (without the room's attributes: the
+    rules read those of the room whose copy is handled, a whole `Room`)."""
 
     @property
     def id(self) -> str: ...
@@ -268,20 +269,27 @@ class RoomLike(Protocol):
     def mailbox_id(self) -> str: ...
     @property
     def place_id(self) -> str | None: ...
-    @property
-    def attributes(self) -> dict[str, Any]: ...
 
 
-_ACTIVE_ROOMS = core_select(_ROOM.c.id, _ROOM.c.email, _ROOM.c.name, _ROOM.c.mailbox_id, _ROOM.c.place_id,
-                            _ROOM.c.attributes).where(_ROOM.c.integration_id == bindparam("integration_id"),
-                                                      _ROOM.c.active.is_(True), _ROOM.c.place_id != "")
+# Without the rooms' attributes (JSON): decoding them for every room of the integration on every change was ~4 % of
+# a worker's CPU (issue 9.2), and only the room whose copy is handled needs its own (`_room`).
+_ACTIVE_ROOMS = core_select(_ROOM.c.id, _ROOM.c.email, _ROOM.c.name, _ROOM.c.mailbox_id, _ROOM.c.place_id) \
+    .where(_ROOM.c.integration_id == bindparam("integration_id"), _ROOM.c.active.is_(True), _ROOM.c.place_id != "")
+_ROOM_BY_ID = core_select(_ROOM).where(_ROOM.c.id == bindparam("room_id"))
 
 
 def _active_rooms(rt: Runtime, integration_id: str) -> dict[str, RoomLike]:
     """The integration's active rooms that have a place, by e-mail: plain rows read in one autocommit query (ORM
     objects for every room on every change were ~15 % of a worker's CPU, issue 9.2)."""
     with reader(rt.engine).connect() as conn:
-        return {r.email: r for r in conn.execute(_ACTIVE_ROOMS, {"integration_id": integration_id})}
+        return {r.email: r for r in conn.execute(_ACTIVE_ROOMS, {"integration_id": integration_id}).all()}
+
+
+def _room(rt: Runtime, room_id: str) -> Room | None:
+    """One room, whole (a detached model object, as `room_context` makes it)."""
+    with reader(rt.engine).connect() as conn:
+        row = conn.execute(_ROOM_BY_ID, {"room_id": room_id}).first()
+    return None if row is None else Room.model_construct(**row._mapping)
 
 
 def _check_availability(rt: Runtime, integration: Integration, outcome: Outcome, rooms: dict[str, RoomLike],
