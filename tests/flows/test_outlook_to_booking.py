@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from app.platform.db import session_scope
+from app.platform.models import JournalEntry
+from app.sync import journal
 from tests.flows.conftest import active_loans, assert_quiet, at, rooms_of
 from tests.twins import World
 
@@ -32,6 +37,24 @@ def test_moving_the_meeting_moves_the_loan(world: World) -> None:
     [loan] = active_loans(world)
     assert (loan.start, loan.end) == (at(15), at(16, 30))
     assert_quiet(world)
+
+
+def test_a_change_an_admin_marked_handled_is_left_alone_until_a_newer_one(world: World) -> None:
+    event_id = world.meeting("alice", ["atlas"], at(9), at(10))
+    world.settle()
+    [loan] = active_loans(world)
+    world.graph.users.update_event("alice@contoso.com", event_id, start=at(15), end=at(16))
+    world.collect()  # the move's notification waits while the admin marks the meeting's entry handled
+    with session_scope(world.rt.engine) as s:
+        entry = s.get(JournalEntry, next(e.id for e in world.journal() if e.ical_uid))
+        assert entry is not None
+        journal.mark_handled(s, entry)
+    world.settle()
+    assert (world.booking.store.loan(loan.id).start, world.booking.store.loan(loan.id).end) == (at(9), at(10))
+    world.clock.advance(timedelta(minutes=1))  # the twins' clock lags the real one the mark was stamped with
+    world.graph.users.update_event("alice@contoso.com", event_id, start=at(17), end=at(18))
+    world.settle()
+    assert (world.booking.store.loan(loan.id).start, world.booking.store.loan(loan.id).end) == (at(17), at(18))
 
 
 def test_cancelling_the_meeting_cancels_the_loan(world: World) -> None:
