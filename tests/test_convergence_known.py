@@ -23,8 +23,10 @@ def at(hour: int, minute: int, minutes: int) -> tuple:  # type: ignore[type-arg]
     return start, start + timedelta(minutes=minutes)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a loan the bridge cancelled because every room left is not re-created when a "
-                                        "room accepts the meeting again (known defect, see the docstring)")
+KNOWN = "a loan the bridge cancelled because every room left is not re-created when a room accepts the meeting again"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN)
 def test_a_meeting_back_on_a_room_after_its_loan_was_cancelled_by_the_bridge_gets_a_loan() -> None:
     state = Convergence()
     state.deliver_twice(i=146)
